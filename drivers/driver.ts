@@ -1,0 +1,44 @@
+import type { VolumeOptions, Backing } from '../plugin/options.js';
+import type { Logger } from '../plugin/log.js';
+
+/** What Get and List report about one volume. */
+export interface VolumeInfo {
+  name: string;
+  backing: Backing;
+  /** Set only where the volume is mounted on this node. */
+  mountpoint?: string;
+  /** RFC 3339, or absent. */
+  createdAt?: string;
+  /** Free-form facts shown by `docker volume inspect`. */
+  status: Record<string, string | number | boolean>;
+  /** The options the volume was created with, to tell an idempotent Create from a conflicting one. */
+  options?: Partial<VolumeOptions>;
+}
+
+/** Per-request context: a deadline the work must answer by, and a logger bound to the volume. */
+export interface OperationContext {
+  /** Epoch ms by which the caller must have an answer. */
+  deadline: number;
+  /** Aborted when the client went away; long work may continue in the background but must not add references. */
+  signal?: AbortSignal;
+  log: Logger;
+}
+
+/**
+ * One backing (EBS, EFS, NFS). The VolumeService has validated names and options, holds the
+ * per-volume lock and the mount reference counts; a driver only talks to its cloud and its host.
+ */
+export interface Driver {
+  readonly backing: Backing;
+  create(name: string, options: VolumeOptions, ctx: OperationContext): Promise<void>;
+  remove(name: string, ctx: OperationContext): Promise<void>;
+  /** undefined when this driver has no volume by that name. */
+  get(name: string, ctx: OperationContext): Promise<VolumeInfo | undefined>;
+  list(ctx: OperationContext): Promise<VolumeInfo[]>;
+  /** Makes the volume available on this node; returns the mountpoint. */
+  mount(name: string, ctx: OperationContext): Promise<string>;
+  /** Called when the last reference on this node is gone. */
+  unmount(name: string, ctx: OperationContext): Promise<void>;
+  /** Where the volume is (or would be) mounted on this node. */
+  mountpointOf(name: string): string;
+}
