@@ -1,0 +1,64 @@
+import type { Filesystem } from '../plugin/options.js';
+
+/** What `blkid -p` finds on a device. Any signature at all means: never mkfs. */
+export interface DeviceProbe {
+  /** `ext4`, `xfs`, … when blkid names a filesystem. */
+  fstype?: string;
+  /** A filesystem, partition table or any other signature is present. */
+  hasSignature: boolean;
+  /** blkid's own words, for logs and errors. */
+  detail: string;
+}
+
+/** One line of /proc/self/mountinfo. */
+export interface MountEntry {
+  mountId: number;
+  /** The mount point, unescaped. */
+  target: string;
+  /** The mounted source (device path, or host:/export for NFS). */
+  source: string;
+  fstype: string;
+  /** Root of the mount within its filesystem (a bind mount of a subfolder shows it). */
+  root: string;
+  options: string;
+}
+
+export interface UnmountOptions {
+  /** umount that takes longer (a hung NFS server) is abandoned for `umount -l`, with a warning. */
+  timeoutMs?: number;
+  /** Use `umount -l` after the timeout instead of failing. */
+  lazyAfterTimeout?: boolean;
+}
+
+/**
+ * The node's operating system, as the drivers need it. Every command runs without a shell, with
+ * fixed arguments; failures are HostError with the command's own message.
+ */
+export interface Host {
+  /**
+   * The block device of an EBS volume on this node: the by-id link for the volume id in the device
+   * folder (Nitro), else the device name requested at attach (Xen). Resolved to the real /dev path;
+   * undefined when neither exists yet.
+   */
+  findDevice(volumeId: string, requestedName?: string): Promise<string | undefined>;
+  /** The NVMe serial (EBS puts the volume id there, without the dash), where the kernel shows one. */
+  readSerial(device: string): Promise<string | undefined>;
+  probe(device: string): Promise<DeviceProbe>;
+  /** Formats a blank device fast (no discard pass, lazy init). Refuses a device with any signature. */
+  mkfs(device: string, fs: Filesystem, label?: string): Promise<void>;
+  /** Checks and repairs what is safe to repair automatically before a mount. */
+  fsck(device: string, fs: Filesystem): Promise<void>;
+  /** Mounts a block device (creating the target folder); xfs gets `nouuid` (restored copies share a UUID). */
+  mount(device: string, target: string, fs: Filesystem, options: readonly string[]): Promise<void>;
+  /** Bind-mounts a folder (an emulated EFS/NFS export where the kernel has no NFS client). */
+  bindMount(source: string, target: string): Promise<void>;
+  /** Mounts an NFS export. */
+  mountNfs(source: string, target: string, options: readonly string[]): Promise<void>;
+  /** sync + umount. A busy target is a HostError that names what holds it; nothing else is done then. */
+  unmount(target: string, options?: UnmountOptions): Promise<void>;
+  /** Current mounts, from /proc/self/mountinfo. */
+  mounts(): Promise<MountEntry[]>;
+  /** The mount whose mount point is exactly `target`, if any. */
+  mountAt(target: string): Promise<MountEntry | undefined>;
+  sync(): Promise<void>;
+}
