@@ -1,0 +1,57 @@
+import type { Server } from 'node:http';
+import type { Driver } from '../drivers/driver.js';
+import { readMountinfo } from '../host/mountinfo.js';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+import type { Backing } from './options.js';
+import { RefcountStore } from './refcounts.js';
+import { createProtocolApp, listenOnSocket } from './server.js';
+import { VolumeService } from './volume-service.js';
+
+export interface PluginOptions {
+  config: Config;
+  drivers: Driver[];
+  log: Logger;
+  unavailableBackings?: Partial<Record<Backing, string>>;
+  /** Whether something is mounted at a path; the kernel's mountinfo unless a test says otherwise. */
+  isMounted?: (mountpoint: string) => Promise<boolean>;
+}
+
+export interface RunningPlugin {
+  socket: string;
+  service: VolumeService;
+  close(): Promise<void>;
+}
+
+async function mountedInKernel(mountpoint: string): Promise<boolean> {
+  return (await readMountinfo()).some((m) => m.target === mountpoint);
+}
+
+/**
+ * Restores the mount references, then serves the protocol. Nothing here talks to AWS: dockerd
+ * gives a plugin about 12 s to open its socket, so the cloud is reached lazily by the drivers.
+ */
+export async function startPlugin(options: PluginOptions): Promise<RunningPlugin> {
+  const { config, drivers, log } = options;
+  const refcounts = new RefcountStore(config.stateDir, log);
+  await refcounts.load(options.isMounted ?? mountedInKernel);
+  const service = new VolumeService({
+    drivers,
+    refcounts,
+    log,
+    defaultBacking: config.defaultBacking,
+    mountTimeoutMs: config.mountTimeoutMs,
+    ...(options.unavailableBackings && { unavailableBackings: options.unavailableBackings }),
+  });
+  const server: Server = await listenOnSocket(createProtocolApp(service, log), config.socket);
+  log.info({ socket: config.socket, backings: drivers.map((d) => d.backing), cluster: config.cluster }, 'plugin listening');
+  return {
+    socket: config.socket,
+    service,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,212 @@
+import type { Driver, OperationContext, VolumeInfo } from '../drivers/driver.js';
+import {
+  InvalidNameError,
+  InvalidRequestError,
+  UnsupportedError,
+  VolumeBusyError,
+  VolumeConflictError,
+  VolumeNotFoundError,
+} from './errors.js';
+import { KeyedLock } from './keyed-lock.js';
+import type { Logger } from './log.js';
+import { conflictingKeys, parseOptions, type Backing } from './options.js';
+import type { RefcountStore } from './refcounts.js';
+
+const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
+/** dockerd sends 64 hex characters; anything that could reach a path or a log line unescaped is refused. */
+const MOUNT_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}$/;
+
+export function checkName(name: unknown): string {
+  if (typeof name !== 'string' || name === '') throw new InvalidRequestError('Name is missing or not a string');
+  if (!VOLUME_NAME.test(name)) {
+    throw new InvalidNameError(`invalid volume name ${JSON.stringify(name.slice(0, 140))}: use letters, digits, _ . - (at most 128, starting with a letter or digit)`);
+  }
+  return name;
+}
+
+export function checkMountId(id: unknown): string {
+  if (typeof id !== 'string' || id === '') throw new InvalidRequestError('ID is missing or not a string');
+  if (!MOUNT_ID.test(id)) throw new InvalidRequestError(`invalid mount ID ${JSON.stringify(id.slice(0, 80))}`);
+  return id;
+}
+
+export interface VolumeServiceDeps {
+  drivers: Driver[];
+  refcounts: RefcountStore;
+  log: Logger;
+  defaultBacking: Backing;
+  /** How long a Mount or Create may take before it must answer (dockerd's limit, minus a margin). */
+  mountTimeoutMs: number;
+  /** The same for the other calls, which dockerd gives 1 minute. */
+  requestTimeoutMs?: number;
+  /** Why a backing has no driver on this node, for the error a Create of it gets. */
+  unavailableBackings?: Partial<Record<Backing, string>>;
+}
+
+/** A volume as the protocol shows it. */
+export interface VolumeView {
+  name: string;
+  mountpoint?: string;
+  createdAt?: string;
+  status: Record<string, string | number | boolean>;
+}
+
+/**
+ * Between the protocol and the drivers: validates names and options, runs the operations on one
+ * volume one at a time, counts mount references by ID, and dispatches to the driver of the
+ * volume's backing.
+ */
+export class VolumeService {
+  private readonly lock = new KeyedLock();
+  private readonly drivers: Map<Backing, Driver>;
+  private readonly requestTimeoutMs: number;
+
+  constructor(private readonly deps: VolumeServiceDeps) {
+    this.drivers = new Map(deps.drivers.map((d) => [d.backing, d]));
+    this.requestTimeoutMs = deps.requestTimeoutMs ?? 55_000;
+  }
+
+  async create(rawName: unknown, rawOptions: unknown): Promise<void> {
+    const name = checkName(rawName);
+    const log = this.deps.log.child({ volume: name, op: 'create' });
+    const parsed = parseOptions(rawOptions, this.deps.defaultBacking);
+    const ctx = this.context(log, this.deps.mountTimeoutMs);
+    await this.lock.run(name, async () => {
+      const existing = await this.find(name, ctx);
+      if (existing) {
+        const differing = conflictingKeys(parsed, { ...existing.options, backing: existing.backing });
+        if (differing.length > 0) {
+          const detail = differing
+            .map((key) => `${key}=${String(parsed.options[key])} (volume has ${String(key === 'backing' ? existing.backing : existing.options?.[key])})`)
+            .join(', ');
+          throw new VolumeConflictError(`volume ${name} already exists with other options: ${detail}`, { volume: name });
+        }
+        log.info({ backing: existing.backing }, 'volume exists with the same options; nothing to do');
+        return;
+      }
+      const driver = this.driverFor(parsed.options.backing);
+      await driver.create(name, parsed.options, ctx);
+      log.info({ backing: parsed.options.backing }, 'volume created');
+    }, ctx.deadline);
+  }
+
+  async remove(rawName: unknown): Promise<void> {
+    const name = checkName(rawName);
+    const log = this.deps.log.child({ volume: name, op: 'remove' });
+    const ctx = this.context(log, this.requestTimeoutMs);
+    await this.lock.run(name, async () => {
+      const held = this.deps.refcounts.count(name);
+      if (held > 0) {
+        throw new VolumeBusyError(`volume ${name} is mounted on this node by ${held} container(s); stop them first`, { volume: name }, false);
+      }
+      const existing = await this.find(name, ctx);
+      if (!existing) throw new VolumeNotFoundError(name);
+      await this.driverFor(existing.backing).remove(name, ctx);
+      log.info({ backing: existing.backing }, 'volume removed');
+    }, ctx.deadline);
+  }
+
+  async mount(rawName: unknown, rawId: unknown, signal?: AbortSignal): Promise<string> {
+    const name = checkName(rawName);
+    const id = checkMountId(rawId);
+    const log = this.deps.log.child({ volume: name, op: 'mount', mountId: id });
+    const ctx = this.context(log, this.deps.mountTimeoutMs, signal);
+    return this.lock.run(name, async () => {
+      const held = this.deps.refcounts.get(name);
+      if (held && held.ids.length > 0) {
+        if (!signal?.aborted) await this.deps.refcounts.add(name, id, held.backing, held.mountpoint);
+        log.info({ references: this.deps.refcounts.count(name) }, 'already mounted here; reference added');
+        return held.mountpoint;
+      }
+      const existing = await this.find(name, ctx);
+      if (!existing) throw new VolumeNotFoundError(name);
+      const driver = this.driverFor(existing.backing);
+      const mountpoint = await driver.mount(name, ctx);
+      if (signal?.aborted) {
+        // dockerd gave up on this Mount and will never Unmount its ID: keep nothing mounted for it.
+        log.warn('client went away before the mount answered; undoing the mount');
+        await driver.unmount(name, ctx);
+        throw new InvalidRequestError('the client closed the connection before the mount finished', { volume: name });
+      }
+      await this.deps.refcounts.add(name, id, existing.backing, mountpoint);
+      log.info({ mountpoint, backing: existing.backing }, 'volume mounted');
+      return mountpoint;
+    }, ctx.deadline, `volume ${name} is busy with another operation on this node; retry`);
+  }
+
+  async unmount(rawName: unknown, rawId: unknown): Promise<void> {
+    const name = checkName(rawName);
+    const id = checkMountId(rawId);
+    const log = this.deps.log.child({ volume: name, op: 'unmount', mountId: id });
+    const ctx = this.context(log, this.requestTimeoutMs);
+    await this.lock.run(name, async () => {
+      const held = this.deps.refcounts.get(name);
+      if (!held || !held.ids.includes(id)) {
+        log.info('no reference held by this ID; nothing to do');
+        return;
+      }
+      if (held.ids.length > 1) {
+        await this.deps.refcounts.remove(name, id);
+        log.info({ references: held.ids.length - 1 }, 'reference released; volume stays mounted');
+        return;
+      }
+      // The last reference goes only once the driver has let go, so a failed unmount can be retried.
+      await this.driverFor(held.backing).unmount(name, ctx);
+      await this.deps.refcounts.remove(name, id);
+      log.info('last reference released; volume unmounted');
+    }, ctx.deadline);
+  }
+
+  async path(rawName: unknown): Promise<string> {
+    const name = checkName(rawName);
+    const held = this.deps.refcounts.get(name);
+    if (held) return held.mountpoint;
+    const ctx = this.context(this.deps.log.child({ volume: name, op: 'path' }), this.requestTimeoutMs);
+    if (!(await this.find(name, ctx))) throw new VolumeNotFoundError(name);
+    return '';
+  }
+
+  async get(rawName: unknown): Promise<VolumeView> {
+    const name = checkName(rawName);
+    const ctx = this.context(this.deps.log.child({ volume: name, op: 'get' }), this.requestTimeoutMs);
+    const info = await this.find(name, ctx);
+    if (!info) throw new VolumeNotFoundError(name);
+    return this.view(info);
+  }
+
+  async list(): Promise<VolumeView[]> {
+    const ctx = this.context(this.deps.log.child({ op: 'list' }), this.requestTimeoutMs);
+    const all = await Promise.all([...this.drivers.values()].map((d) => d.list(ctx)));
+    return all.flat().map((info) => this.view(info));
+  }
+
+  private view(info: VolumeInfo): VolumeView {
+    const held = this.deps.refcounts.get(info.name);
+    const status = { ...info.status, ...(held && { mountedHere: true, references: held.ids.length }) };
+    return {
+      name: info.name,
+      ...(held && { mountpoint: held.mountpoint }),
+      ...(info.createdAt && { createdAt: info.createdAt }),
+      status,
+    };
+  }
+
+  /** The volume under any backing; names are unique across backings within a cluster. */
+  private async find(name: string, ctx: OperationContext): Promise<VolumeInfo | undefined> {
+    const found = await Promise.all([...this.drivers.values()].map((d) => d.get(name, ctx)));
+    return found.find((info) => info !== undefined);
+  }
+
+  private driverFor(backing: Backing): Driver {
+    const driver = this.drivers.get(backing);
+    if (!driver) {
+      const why = this.deps.unavailableBackings?.[backing] ?? 'this plugin was started without it';
+      throw new UnsupportedError(`backing=${backing} is not available: ${why}`);
+    }
+    return driver;
+  }
+
+  private context(log: Logger, timeoutMs: number, signal?: AbortSignal): OperationContext {
+    return { deadline: Date.now() + timeoutMs, log, ...(signal && { signal }) };
+  }
+}
