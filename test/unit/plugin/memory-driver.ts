@@ -1,0 +1,47 @@
+import type { Driver, OperationContext, VolumeInfo } from '../../../drivers/driver.js';
+import type { Backing, VolumeOptions } from '../../../plugin/options.js';
+
+/** A driver that keeps volumes in memory and counts calls, for testing what sits above drivers. */
+export class MemoryDriver implements Driver {
+  readonly volumes = new Map<string, { options: VolumeOptions; createdAt: string }>();
+  readonly calls: string[] = [];
+  mountDelayMs = 0;
+  failUnmount: Error | undefined;
+
+  constructor(readonly backing: Backing = 'relocatable') {}
+
+  async create(name: string, options: VolumeOptions): Promise<void> {
+    this.calls.push(`create ${name}`);
+    this.volumes.set(name, { options, createdAt: '2026-11-26T07:00:00.000Z' });
+  }
+
+  async remove(name: string): Promise<void> {
+    this.calls.push(`remove ${name}`);
+    this.volumes.delete(name);
+  }
+
+  async get(name: string): Promise<VolumeInfo | undefined> {
+    const v = this.volumes.get(name);
+    return v && { name, backing: this.backing, createdAt: v.createdAt, status: { size: v.options.size }, options: v.options };
+  }
+
+  async list(): Promise<VolumeInfo[]> {
+    return Promise.all([...this.volumes.keys()].map(async (n) => (await this.get(n))!));
+  }
+
+  async mount(name: string, ctx: OperationContext): Promise<string> {
+    this.calls.push(`mount ${name}`);
+    if (this.mountDelayMs > 0) await new Promise((r) => setTimeout(r, this.mountDelayMs));
+    ctx.log.debug('mounted');
+    return this.mountpointOf(name);
+  }
+
+  async unmount(name: string): Promise<void> {
+    this.calls.push(`unmount ${name}`);
+    if (this.failUnmount) throw this.failUnmount;
+  }
+
+  mountpointOf(name: string): string {
+    return `/mnt/test/${name}`;
+  }
+}

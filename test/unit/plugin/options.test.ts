@@ -1,0 +1,78 @@
+import { conflictingKeys, parseOptions } from '../../../plugin/options.js';
+import { InvalidOptionError } from '../../../plugin/errors.js';
+
+function refused(opts: Record<string, unknown>, backing: 'relocatable' | 'shared' = 'relocatable'): InvalidOptionError {
+  try {
+    parseOptions(opts, backing);
+  } catch (err) {
+    expect(err).toBeInstanceOf(InvalidOptionError);
+    return err as InvalidOptionError;
+  }
+  throw new Error(`options ${JSON.stringify(opts)} were accepted`);
+}
+
+describe('parseOptions', () => {
+  test('fills the defaults of DESIGN.md', () => {
+    const { options, given } = parseOptions({}, 'relocatable');
+    expect(options).toMatchObject({ backing: 'relocatable', size: 10, ebstype: 'gp3', iops: 3000, throughput: 125, encrypted: true, fs: 'ext4', mountopts: [] });
+    expect(given).toEqual([]);
+    expect(parseOptions(undefined, 'shared').options).toMatchObject({ backing: 'shared', perfmode: 'generalpurpose', uid: 0, gid: 0, mode: '0755' });
+  });
+
+  test('accepts a full relocatable set', () => {
+    const { options } = parseOptions({ backing: 'relocatable', size: '500', ebstype: 'io2', iops: '20000', encrypted: 'true', kmskeyid: 'alias/db', fs: 'xfs', mountopts: 'noatime,discard', snapshot: 'snap-0123456789abcdef0' }, 'shared');
+    expect(options).toMatchObject({ size: 500, ebstype: 'io2', iops: 20000, fs: 'xfs', mountopts: ['noatime', 'discard'], kmskeyid: 'alias/db', snapshot: 'snap-0123456789abcdef0' });
+  });
+
+  test.each([
+    [{ bogus: '1' }, 'bogus', 'unknown option'],
+    [{ size: 'abc' }, 'size', 'whole number'],
+    [{ size: '-1' }, 'size', 'whole number'],
+    [{ size: '1.5' }, 'size', 'whole number'],
+    [{ size: '20000' }, 'size', 'from 1 to 16384'],
+    [{ ebstype: 'gp9' }, 'ebstype', 'gp3, gp2'],
+    [{ ebstype: 'st1' }, 'size', 'from 125 to 16384'],
+    [{ ebstype: 'gp2', iops: '3000' }, 'iops', 'no settable IOPS'],
+    [{ size: '4', iops: '4000' }, 'iops', 'from 3000 to 2000'],
+    [{ iops: '3000', throughput: '1000' }, 'throughput', 'from 125 to 750'],
+    [{ encrypted: 'yes' }, 'encrypted', 'true, false'],
+    [{ encrypted: 'false', kmskeyid: 'alias/x' }, 'kmskeyid', 'encrypted=true'],
+    [{ kmskeyid: '../../etc' }, 'kmskeyid', 'KMS key'],
+    [{ snapshot: 'vol-123' }, 'snapshot', 'snap-'],
+    [{ fs: 'btrfs' }, 'fs', 'ext4, xfs'],
+    [{ mountopts: 'nobarrier' }, 'mountopts', 'allowed for fs=ext4'],
+    [{ mountopts: 'noatime;rm -rf /' }, 'mountopts', 'allowed'],
+    [{ fs: 'xfs', mountopts: 'data=ordered' }, 'mountopts', 'fs=xfs'],
+    [{ size: 10 }, 'size', 'string value'],
+    [{ backing: 'floppy' }, 'backing', 'relocatable, shared, nfs'],
+  ])('refuses %j naming %s', (opts, key, allowed) => {
+    const err = refused(opts);
+    expect(err.key).toBe(key);
+    expect(err.message).toContain(key);
+    expect(err.message).toContain(allowed);
+  });
+
+  test('refuses options that do not apply to the backing', () => {
+    expect(refused({ backing: 'shared', size: '10' }).message).toContain('does not apply to backing=shared');
+    expect(refused({ perfmode: 'maxio' }).message).toContain('does not apply to backing=relocatable');
+    expect(refused({ backing: 'nfs' }).message).toContain('share=host:/export');
+    expect(refused({ backing: 'nfs', share: 'host:/a/../etc' }).key).toBe('share');
+    expect(refused({ backing: 'shared', mode: '999' }).key).toBe('mode');
+    expect(refused({ backing: 'shared', uid: 'root' }).key).toBe('uid');
+  });
+
+  test('refuses Opts that are not an object', () => {
+    expect(refused([] as unknown as Record<string, unknown>).key).toBe('Opts');
+  });
+
+  test('nfs share and shared owner options', () => {
+    expect(parseOptions({ backing: 'nfs', share: 'nas.local:/exports/db', uid: '999', mode: '775' }, 'shared').options).toMatchObject({ share: 'nas.local:/exports/db', uid: 999, mode: '0775' });
+  });
+
+  test('conflicts are judged on the keys given only', () => {
+    const existing = parseOptions({ size: '20' }, 'relocatable').options;
+    expect(conflictingKeys(parseOptions({}, 'relocatable'), existing)).toEqual([]);
+    expect(conflictingKeys(parseOptions({ size: '20' }, 'relocatable'), existing)).toEqual([]);
+    expect(conflictingKeys(parseOptions({ size: '30', fs: 'ext4' }, 'relocatable'), existing)).toEqual(['size']);
+  });
+});

@@ -1,0 +1,101 @@
+import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { startPlugin, type RunningPlugin } from '../../../plugin/main.js';
+import { loadConfig } from '../../../plugin/config.js';
+import { silentLogger } from '../../../plugin/log.js';
+import { MemoryDriver } from './memory-driver.js';
+import { post } from './socket-client.js';
+
+describe('protocol server', () => {
+  let dir: string;
+  let socket: string;
+  let plugin: RunningPlugin;
+  let driver: MemoryDriver;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'stowage-srv-'));
+    socket = path.join(dir, 'plugins', 'stowage.sock');
+    await writeFile(path.join(dir, 'stale'), '');
+    driver = new MemoryDriver();
+    const config = loadConfig({ STOWAGE_SOCKET: socket, STOWAGE_STATE_DIR: path.join(dir, 'state'), STOWAGE_DEFAULT_BACKING: 'relocatable' });
+    plugin = await startPlugin({ config, drivers: [driver], log: silentLogger, isMounted: async () => true });
+  });
+  afterAll(async () => {
+    await plugin.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const call = async (route: string, body: unknown) => {
+    const reply = await post(socket, route, typeof body === 'string' ? body : JSON.stringify(body));
+    return { ...reply, json: JSON.parse(reply.body) as Record<string, any> };
+  };
+
+  test('socket is 0660', async () => {
+    expect((await stat(socket)).mode & 0o777).toBe(0o660);
+  });
+
+  test('activation and capabilities', async () => {
+    const activate = await call('/Plugin.Activate', '');
+    expect(activate.json).toEqual({ Implements: ['VolumeDriver'] });
+    expect(activate.contentType).toContain('application/vnd.docker.plugins.v1.2+json');
+    expect((await call('/VolumeDriver.Capabilities', {})).json).toEqual({ Capabilities: { Scope: 'global' } });
+  });
+
+  test('the volume lifecycle through every endpoint', async () => {
+    expect((await call('/VolumeDriver.Create', { Name: 'db', Opts: { size: '5' } })).json).toEqual({ Err: '' });
+    const got = await call('/VolumeDriver.Get', { Name: 'db' });
+    expect(got.json).toEqual({ Volume: { Name: 'db', CreatedAt: '2026-11-26T07:00:00.000Z', Status: { size: 5 } }, Err: '' });
+    expect(Number.isNaN(Date.parse(got.json.Volume.CreatedAt))).toBe(false);
+    expect((await call('/VolumeDriver.Mount', { Name: 'db', ID: 'abc' })).json).toEqual({ Mountpoint: '/mnt/test/db', Err: '' });
+    expect((await call('/VolumeDriver.Path', { Name: 'db' })).json).toEqual({ Mountpoint: '/mnt/test/db', Err: '' });
+    expect((await call('/VolumeDriver.List', {})).json).toEqual({ Volumes: [{ Name: 'db', Mountpoint: '/mnt/test/db', CreatedAt: '2026-11-26T07:00:00.000Z', Status: { size: 5, mountedHere: true, references: 1 } }], Err: '' });
+    expect((await call('/VolumeDriver.Unmount', { Name: 'db', ID: 'abc' })).json).toEqual({ Err: '' });
+    expect((await call('/VolumeDriver.Remove', { Name: 'db' })).json).toEqual({ Err: '' });
+  });
+
+  test.each([
+    ['malformed JSON', '/VolumeDriver.Create', '{"Name": ', 'malformed JSON'],
+    ['a body that is not an object', '/VolumeDriver.Create', '[1,2]', 'must be a JSON object'],
+    ['a string body', '/VolumeDriver.Get', '"db"', 'must be a JSON object'],
+    ['a missing Name', '/VolumeDriver.Create', '{}', 'Name is missing'],
+    ['an empty Name', '/VolumeDriver.Get', '{"Name":""}', 'Name is missing'],
+    ['a Name that is not a string', '/VolumeDriver.Remove', '{"Name":42}', 'Name is missing'],
+    ['a traversal Name', '/VolumeDriver.Mount', '{"Name":"../../etc","ID":"x"}', 'invalid volume name'],
+    ['a missing ID on Mount', '/VolumeDriver.Mount', '{"Name":"db"}', 'ID is missing'],
+    ['a missing ID on Unmount', '/VolumeDriver.Unmount', '{"Name":"db"}', 'ID is missing'],
+    ['a bad option', '/VolumeDriver.Create', '{"Name":"x","Opts":{"size":"abc"}}', 'invalid option size="abc"'],
+    ['an unknown volume', '/VolumeDriver.Get', '{"Name":"nope"}', 'volume nope does not exist'],
+  ])('%s gets a clear Err with HTTP 500', async (_what, route, body, message) => {
+    const reply = await call(route, body);
+    expect(reply.status).toBe(500);
+    expect(reply.json.Err).toContain(message);
+    expect((await call('/VolumeDriver.Capabilities', {})).status).toBe(200);
+  });
+
+  test('a body over 1 MiB is refused and the server keeps serving', async () => {
+    const reply = await call('/VolumeDriver.Create', JSON.stringify({ Name: 'big', Opts: { x: 'y'.repeat(1.1 * 1024 * 1024) } }));
+    expect(reply.status).toBe(500);
+    expect(reply.json.Err).toContain('larger than 1mb');
+    expect(driver.volumes.has('big')).toBe(false);
+  });
+
+  test('an unknown endpoint is a 404 with Err', async () => {
+    const reply = await call('/VolumeDriver.Explode', {});
+    expect(reply.status).toBe(404);
+    expect(reply.json.Err).toContain('unknown endpoint');
+  });
+
+  test('a second plugin on the same live socket refuses to start', async () => {
+    const config = loadConfig({ STOWAGE_SOCKET: socket, STOWAGE_STATE_DIR: path.join(dir, 'state2') });
+    await expect(startPlugin({ config, drivers: [], log: silentLogger })).rejects.toThrow('already serving');
+  });
+
+  test('a stale socket file is replaced', async () => {
+    const staleSocket = path.join(dir, 'stale');
+    const config = loadConfig({ STOWAGE_SOCKET: staleSocket, STOWAGE_STATE_DIR: path.join(dir, 'state3') });
+    const second = await startPlugin({ config, drivers: [], log: silentLogger });
+    expect((await post(staleSocket, '/VolumeDriver.Capabilities', '{}')).status).toBe(200);
+    await second.close();
+  });
+});

@@ -1,0 +1,23 @@
+import http from 'node:http';
+
+export interface SocketReply {
+  status: number;
+  contentType: string | undefined;
+  body: string;
+}
+
+/** POSTs raw bytes to a unix-socket HTTP server, as dockerd does. */
+export function post(socketPath: string, route: string, body: string | Buffer): Promise<SocketReply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      { socketPath, path: route, method: 'POST', headers: { 'Content-Type': 'application/json', Accept: 'application/vnd.docker.plugins.v1.2+json' } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'], body: Buffer.concat(chunks).toString('utf8') }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}

@@ -1,0 +1,130 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { VolumeService } from '../../../plugin/volume-service.js';
+import { RefcountStore } from '../../../plugin/refcounts.js';
+import { silentLogger } from '../../../plugin/log.js';
+import { HostError, InvalidNameError, InvalidOptionError, UnsupportedError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../../../plugin/errors.js';
+import { MemoryDriver } from './memory-driver.js';
+
+describe('VolumeService', () => {
+  let dir: string;
+  let driver: MemoryDriver;
+  let refcounts: RefcountStore;
+  let service: VolumeService;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'stowage-svc-'));
+    driver = new MemoryDriver();
+    refcounts = new RefcountStore(dir, silentLogger);
+    await refcounts.load(async () => true);
+    service = new VolumeService({
+      drivers: [driver], refcounts, log: silentLogger, defaultBacking: 'relocatable', mountTimeoutMs: 1000,
+      unavailableBackings: { shared: 'set STOWAGE_EFS_ID' },
+    });
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  test.each(['', '.hidden', '-x', '../etc', 'a/b', 'a'.repeat(129), 'naïve', 'a b'])('refuses the name %j', async (name) => {
+    await expect(service.create(name, {})).rejects.toBeInstanceOf(name === '' ? Error : InvalidNameError);
+    expect(driver.calls).toEqual([]);
+  });
+
+  test('accepts names up to 128 characters', async () => {
+    await service.create('a'.repeat(128), {});
+    await service.create('db_1.data-x', {});
+    expect(driver.volumes.size).toBe(2);
+  });
+
+  test('bad options create nothing', async () => {
+    await expect(service.create('db', { size: 'huge' })).rejects.toBeInstanceOf(InvalidOptionError);
+    expect(driver.calls).toEqual([]);
+  });
+
+  test('a backing without a driver is refused with the reason', async () => {
+    await expect(service.create('web', { backing: 'shared' })).rejects.toThrow(UnsupportedError);
+    await expect(service.create('web', { backing: 'shared' })).rejects.toThrow('STOWAGE_EFS_ID');
+  });
+
+  test('a second Create is a no-op when the given options agree, a conflict when they differ', async () => {
+    await service.create('db', { size: '20' });
+    await service.create('db', {});
+    await service.create('db', { size: '20' });
+    await expect(service.create('db', { size: '30' })).rejects.toThrow(VolumeConflictError);
+    await expect(service.create('db', { size: '30' })).rejects.toThrow('size=30 (volume has 20)');
+    expect(driver.calls).toEqual(['create db']);
+  });
+
+  test('reference counts: the driver mounts once and unmounts after the last ID', async () => {
+    await service.create('db', {});
+    expect(await service.mount('db', 'id1')).toBe('/mnt/test/db');
+    expect(await service.mount('db', 'id2')).toBe('/mnt/test/db');
+    expect(await service.path('db')).toBe('/mnt/test/db');
+    await service.unmount('db', 'unknown-id');
+    await service.unmount('db', 'id1');
+    expect(driver.calls).toEqual(['create db', 'mount db']);
+    await service.unmount('db', 'id2');
+    await service.unmount('db', 'id2');
+    expect(driver.calls).toEqual(['create db', 'mount db', 'unmount db']);
+    expect(await service.path('db')).toBe('');
+  });
+
+  test('concurrent Mounts of one volume reach the driver once', async () => {
+    await service.create('db', {});
+    driver.mountDelayMs = 30;
+    const points = await Promise.all([service.mount('db', 'a'), service.mount('db', 'b'), service.mount('db', 'c')]);
+    expect(new Set(points)).toEqual(new Set(['/mnt/test/db']));
+    expect(driver.calls.filter((c) => c.startsWith('mount'))).toHaveLength(1);
+    expect(refcounts.count('db')).toBe(3);
+  });
+
+  test('a Mount whose client went away leaves no reference and nothing mounted', async () => {
+    await service.create('db', {});
+    const controller = new AbortController();
+    driver.mountDelayMs = 20;
+    const mounting = service.mount('db', 'gone', controller.signal);
+    controller.abort();
+    await expect(mounting).rejects.toThrow('closed the connection');
+    expect(refcounts.count('db')).toBe(0);
+    expect(driver.calls).toEqual(['create db', 'mount db', 'unmount db']);
+  });
+
+  test('a failed unmount keeps the reference so it can be retried', async () => {
+    await service.create('db', {});
+    await service.mount('db', 'id1');
+    driver.failUnmount = new HostError('umount: target is busy');
+    await expect(service.unmount('db', 'id1')).rejects.toThrow('busy');
+    expect(refcounts.count('db')).toBe(1);
+    driver.failUnmount = undefined;
+    await service.unmount('db', 'id1');
+    expect(refcounts.count('db')).toBe(0);
+  });
+
+  test('Remove refuses a volume mounted here and a volume that does not exist', async () => {
+    await service.create('db', {});
+    await service.mount('db', 'id1');
+    await expect(service.remove('db')).rejects.toBeInstanceOf(VolumeBusyError);
+    await service.unmount('db', 'id1');
+    await service.remove('db');
+    await expect(service.remove('db')).rejects.toBeInstanceOf(VolumeNotFoundError);
+    await expect(service.get('db')).rejects.toBeInstanceOf(VolumeNotFoundError);
+  });
+
+  test('Get and List show the mountpoint only where mounted here', async () => {
+    await service.create('a', {});
+    await service.create('b', {});
+    await service.mount('a', 'id');
+    const views = await service.list();
+    expect(views.find((v) => v.name === 'a')).toMatchObject({ mountpoint: '/mnt/test/a', status: { mountedHere: true, references: 1 } });
+    expect(views.find((v) => v.name === 'b')?.mountpoint).toBeUndefined();
+    expect((await service.get('b')).createdAt).toBe('2026-11-26T07:00:00.000Z');
+  });
+
+  test('mount IDs are validated', async () => {
+    await service.create('db', {});
+    await expect(service.mount('db', '')).rejects.toThrow('ID is missing');
+    await expect(service.mount('db', 42)).rejects.toThrow('ID is missing');
+    await expect(service.mount('db', '../../x')).rejects.toThrow('invalid mount ID');
+    expect(driver.calls).toEqual(['create db']);
+  });
+});
