@@ -1,0 +1,45 @@
+#!/usr/bin/env node
+import { pluginCommand } from './plugin.js';
+import { localcloudCommand } from './localcloud.js';
+
+const USAGE = `stowage — Docker volume plugin for Swarm on AWS
+
+Usage:
+  stowage plugin                 run the volume plugin (settings from STOWAGE_* environment variables)
+  stowage localcloud --dir DIR   run the EC2 + EFS + IMDS emulator (stowage localcloud --help)
+  stowage --help
+
+Examples:
+  STOWAGE_BACKEND=local stowage plugin
+  stowage localcloud --dir /tmp/lc --listen 127.0.0.1:4566 --zones us-east-1a,us-east-1b
+`;
+
+const commands: Record<string, (argv: string[]) => Promise<number>> = {
+  plugin: pluginCommand,
+  localcloud: localcloudCommand,
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
+    process.stdout.write(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  const run = commands[command];
+  if (!run) {
+    process.stderr.write(`stowage: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+    return 2;
+  }
+  return run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    // Long-running commands resolve only when they are asked to stop.
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`stowage: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);
