@@ -1,0 +1,69 @@
+import pRetry, { AbortError } from 'p-retry';
+import type { ErrorContext } from '../plugin/errors.js';
+import type { Logger } from '../plugin/log.js';
+import type { CallCounter } from './call-counter.js';
+import { classifyFailure, errorCode, toCloudError } from './errors.js';
+
+export interface RetryPolicy {
+  /** First backoff; each next one grows by `factor`, randomized ×[1,2) so nodes do not retry in step. */
+  minDelayMs: number;
+  maxDelayMs: number;
+  factor: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { minDelayMs: 200, maxDelayMs: 5000, factor: 2 };
+
+export interface CallOptions {
+  /** Epoch ms: no retry starts after it (the first attempt always goes out). */
+  deadline: number;
+  /** Identifies the resources in the CloudError an operator will read. */
+  context?: ErrorContext;
+  log: Logger;
+  retry?: RetryPolicy;
+}
+
+/**
+ * The one way every AWS request is sent: counted per operation and outcome, retried with jittered
+ * exponential backoff on throttling and 5xx until the caller's deadline, and failing as a
+ * CloudError with the AWS code, request id and the resources involved. The SDK's own retries are
+ * off (see clients.ts), so this is the only retry layer and it knows the deadline.
+ */
+export async function callAws<T>(
+  counter: CallCounter,
+  operation: string,
+  send: () => Promise<T>,
+  options: CallOptions,
+): Promise<T> {
+  const policy = options.retry ?? DEFAULT_RETRY;
+  const context = options.context ?? {};
+  try {
+    return await pRetry(
+      async () => {
+        try {
+          const result = await send();
+          counter.record(operation, 'ok');
+          return result;
+        } catch (err) {
+          const kind = classifyFailure(err);
+          counter.record(operation, kind === 'throttled' ? 'throttled' : 'error');
+          if (kind === 'permanent') throw new AbortError(toCloudError(err, operation, context));
+          throw err;
+        }
+      },
+      {
+        retries: Number.POSITIVE_INFINITY,
+        minTimeout: policy.minDelayMs,
+        maxTimeout: policy.maxDelayMs,
+        factor: policy.factor,
+        randomize: true,
+        maxRetryTime: Math.max(0, options.deadline - Date.now()),
+        onFailedAttempt: ({ error, attemptNumber }) => {
+          options.log.debug({ operation, code: errorCode(error), attempt: attemptNumber, ...context }, 'AWS call failed, retrying');
+        },
+      },
+    );
+  } catch (err) {
+    // Out of time on a retryable failure: the same request may well succeed later.
+    throw toCloudError(err, operation, context, classifyFailure(err) !== 'permanent');
+  }
+}
