@@ -20,7 +20,7 @@ export interface LinuxHostOptions {
 const VOLUME_ID = /^vol-[0-9a-f]{8,17}$/;
 /** Mount options are allow-listed upstream; this is the last line against argument injection. */
 const MOUNT_OPTION = /^[a-z0-9=_.,-]+$/;
-const NFS_SOURCE = /^(?:[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):\/[A-Za-z0-9._/-]*$/;
+const NFS_SOURCE = /^(?:[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:]+\]):\/[A-Za-z0-9._/-]*$/;
 const LABEL = /^[A-Za-z0-9_.-]+$/;
 const LABEL_MAX: Record<Filesystem, number> = { ext4: 16, xfs: 12 };
 const BUSY = /target is busy|device is busy|EBUSY/i;
@@ -297,6 +297,8 @@ function parseExport(text: string): Map<string, string> {
   return fields;
 }
 
+// Duck-typed: errors from node:fs do not pass `instanceof Error` inside jest's module sandbox.
 function isErrno(err: unknown, ...codes: string[]): boolean {
-  return err instanceof Error && codes.includes((err as NodeJS.ErrnoException).code ?? '');
+  const code = typeof err === 'object' && err !== null ? (err as NodeJS.ErrnoException).code : undefined;
+  return code !== undefined && codes.includes(code);
 }
