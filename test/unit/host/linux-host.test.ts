@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { DataSafetyError, HostError } from '../../../plugin/errors.js';
+import type { Logger } from '../../../plugin/log.js';
 import { CommandError, type ExecOptions, type ExecResult, type ExecRunner } from '../../../host/exec.js';
 import type { Host } from '../../../host/host.js';
 import { createLinuxHost } from '../../../host/linux-host.js';
@@ -40,7 +41,7 @@ describe('createLinuxHost', () => {
   let mnt: string;
 
   const setMounts = (lines: string[]): Promise<void> => writeFile(join(proc, 'self', 'mountinfo'), lines.join('\n'));
-  const hostWith = (exec: ExecRunner, extra: { log?: ReturnType<typeof pino> } = {}): Host =>
+  const hostWith = (exec: ExecRunner, extra: { log?: Logger } = {}): Host =>
     createLinuxHost({ deviceDir: join(dir, 'by-id'), exec, procDir: proc, sysDir: sys, ...extra });
 
   beforeEach(async () => {
@@ -312,7 +313,7 @@ describe('createLinuxHost', () => {
 
     test('a hung umount becomes umount -l, with a warning, when asked', async () => {
       const lines: string[] = [];
-      const log = pino(
+      const log: Logger = pino(
         { level: 'warn' },
         new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) }),
       );
