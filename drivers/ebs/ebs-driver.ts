@@ -1,0 +1,637 @@
+import { rmdir } from 'node:fs/promises';
+import path from 'node:path';
+import {
+  AttachVolumeCommand,
+  CreateVolumeCommand,
+  DeleteVolumeCommand,
+  DescribeInstancesCommand,
+  DetachVolumeCommand,
+  type EC2Client,
+  type Volume,
+  type VolumeType,
+} from '@aws-sdk/client-ec2';
+import type { Driver, OperationContext, VolumeInfo } from '../driver.js';
+import type { Host, MountEntry } from '../../host/host.js';
+import {
+  CloudError,
+  DataSafetyError,
+  HostError,
+  PendingError,
+  UnsupportedError,
+  VolumeBusyError,
+  VolumeConflictError,
+  VolumeNotFoundError,
+  type ErrorContext,
+  type StowageError,
+} from '../../plugin/errors.js';
+import type { Logger } from '../../plugin/log.js';
+import { EBS_LIMITS, FILESYSTEMS, type Filesystem, type VolumeOptions } from '../../plugin/options.js';
+import { callAws, type RetryPolicy } from '../../aws/call.js';
+import type { CallCounter } from '../../aws/call-counter.js';
+import { delay } from '../../aws/delay.js';
+import { Ec2Code, hasCode, isNotFound } from '../../aws/errors.js';
+import type { NodeIdentity } from '../../aws/identity.js';
+import { VolumeWaiter, WaitTimeoutError } from '../../aws/volume-waiter.js';
+import { DeviceNameAllocator } from './device-names.js';
+import { Fencing } from './fencing.js';
+import { VolumeCatalog } from './volume-catalog.js';
+import {
+  clientToken,
+  optionDifferences,
+  optionsOf,
+  toEbsVolume,
+  volumeTagSpecification,
+  volumeTags,
+  type EbsVolume,
+} from './volume-record.js';
+
+export interface EbsDriverDeps {
+  ec2: EC2Client;
+  host: Host;
+  identity: NodeIdentity;
+  cluster: string;
+  /** Volumes mount at `${mountRoot}/${name}` (the managed plugin's PropagatedMount). */
+  mountRoot: string;
+  counter: CallCounter;
+  log: Logger;
+  /** STOWAGE_FENCE_AFTER: a holder whose heartbeat is older may be force-detached. */
+  fenceAfterMs: number;
+  /** Default fenceAfterMs / 4, so three beats may fail before anyone fences this node. */
+  heartbeatIntervalMs?: number;
+  /** First poll of a volume state (default 1 s); a few ms on a zero-latency emulator. */
+  pollInitialMs?: number;
+  /** An attachment `attaching` this long is undone and retried on another name (default 90 s). */
+  stuckAttachMs?: number;
+  /** How old the List/Get cache may be (default 5 s). */
+  cacheTtlMs?: number;
+  retry?: RetryPolicy;
+  now?: () => number;
+}
+
+export interface EbsDriver extends Driver {
+  /** Starts the heartbeat on this node's instance (fencing needs it); stop() ends it. */
+  start(): void;
+  stop(): void;
+}
+
+/** Attach work a Mount left running keeps going this long (from its start) before it gives up. */
+const BACKGROUND_LIMIT_MS = 10 * 60_000;
+/** How often a Mount waiting for another holder asks again whether that holder may be fenced. */
+const HOLDER_RECHECK_MS = 5000;
+/** Attempts on fresh device names before an attach is given up. */
+const MAX_ATTACH_ATTEMPTS = 3;
+/** How long a device may take to show up on the node after EC2 says `attached`. */
+const DEVICE_APPEAR_MS = 30_000;
+/** Client tokens tried in turn when EC2 answers an old token with the deleted volume it made. */
+const MAX_TOKEN_REUSE = 5;
+
+/** What a Mount in flight is doing, for the answer a Mount gets when its deadline comes first. */
+interface MountProgress {
+  doing: string;
+  context: ErrorContext;
+  /** Set while waiting for another instance to let go: the answer then is "busy", naming it. */
+  holder?: { instance: string; zone: string; reason: string };
+}
+
+interface MountWork {
+  promise: Promise<string>;
+  progress: MountProgress;
+}
+
+function attachmentOn(volume: Volume | undefined, instanceId: string) {
+  return volume?.Attachments?.find((a) => a.InstanceId === instanceId && a.State !== 'detached');
+}
+
+function isFilesystem(fstype: string | undefined): fstype is Filesystem {
+  return (FILESYSTEMS as readonly string[]).includes(fstype ?? '');
+}
+
+/** `backing=relocatable`: one EBS volume per name, attached to at most one instance, following its task. */
+class EbsDriverImpl implements EbsDriver {
+  readonly backing = 'relocatable' as const;
+  private readonly me: string;
+  private readonly zone: string;
+  private readonly now: () => number;
+  private readonly stuckAttachMs: number;
+  private readonly pollInitialMs: number;
+  private readonly catalog: VolumeCatalog;
+  private readonly waiter: VolumeWaiter;
+  private readonly fencing: Fencing;
+  private readonly names: DeviceNameAllocator;
+  /** One Mount's work per volume; a later Mount of the same volume joins it. */
+  private readonly inflight = new Map<string, MountWork>();
+
+  constructor(private readonly deps: EbsDriverDeps) {
+    this.me = deps.identity.instanceId;
+    this.zone = deps.identity.zone;
+    this.now = deps.now ?? Date.now;
+    this.stuckAttachMs = deps.stuckAttachMs ?? 90_000;
+    this.pollInitialMs = deps.pollInitialMs ?? 1000;
+    this.catalog = new VolumeCatalog({ ec2: deps.ec2, counter: deps.counter, cluster: deps.cluster, ttlMs: deps.cacheTtlMs ?? 5000, now: this.now });
+    this.waiter = new VolumeWaiter({
+      ec2: deps.ec2,
+      counter: deps.counter,
+      log: deps.log,
+      initialDelayMs: this.pollInitialMs,
+      ...(deps.retry && { retry: deps.retry }),
+    });
+    this.fencing = new Fencing({
+      ec2: deps.ec2,
+      counter: deps.counter,
+      instanceId: this.me,
+      fenceAfterMs: deps.fenceAfterMs,
+      heartbeatIntervalMs: deps.heartbeatIntervalMs ?? deps.fenceAfterMs / 4,
+      now: this.now,
+      log: deps.log,
+    });
+    this.names = new DeviceNameAllocator({ now: this.now });
+  }
+
+  start(): void {
+    this.fencing.start();
+  }
+
+  stop(): void {
+    this.fencing.stop();
+  }
+
+  mountpointOf(name: string): string {
+    return path.join(this.deps.mountRoot, name);
+  }
+
+  // ---- Create -------------------------------------------------------------------------------
+
+  async create(name: string, options: VolumeOptions, ctx: OperationContext): Promise<void> {
+    const existing = await this.catalog.lookup(name, ctx.deadline, ctx.log);
+    if (existing) return this.confirmExisting(existing, options, ctx);
+    const limits = EBS_LIMITS[options.ebstype];
+    const tags = volumeTags(this.deps.cluster, name, 1, options);
+    try {
+      for (let reuse = 0; reuse < MAX_TOKEN_REUSE; reuse++) {
+        const created = await this.aws('CreateVolume', ctx, { zone: this.zone }, () =>
+          this.deps.ec2.send(
+            new CreateVolumeCommand({
+              AvailabilityZone: this.zone,
+              Size: options.size,
+              VolumeType: options.ebstype as VolumeType,
+              ...(limits.iops && options.iops !== undefined && { Iops: options.iops }),
+              ...(limits.throughput && options.throughput !== undefined && { Throughput: options.throughput }),
+              Encrypted: options.encrypted,
+              ...(options.kmskeyid !== undefined && { KmsKeyId: options.kmskeyid }),
+              ...(options.snapshot !== undefined && { SnapshotId: options.snapshot }),
+              TagSpecifications: volumeTagSpecification(tags),
+              ClientToken: clientToken(this.deps.cluster, name, 1, reuse),
+            }),
+          ),
+        );
+        const volumeId = created.VolumeId!;
+        ctx.log.info({ volumeId, zone: this.zone, reuse }, 'EBS volume created');
+        const ready = await this.waitCreated(name, volumeId, ctx);
+        if (ready) return;
+        ctx.log.info({ volumeId }, 'client token belonged to a deleted volume of this name; trying the next one');
+      }
+      throw new CloudError(`CreateVolume kept returning deleted volumes for ${name}`, 'IdempotentParameterMismatch', { zone: this.zone });
+    } catch (err) {
+      // Another node won the race with other parameters (or in another zone): judge its volume.
+      if (!hasCode(err, Ec2Code.IdempotentParameterMismatch)) throw err;
+      const winner = await this.catalog.lookup(name, ctx.deadline, ctx.log);
+      if (!winner) throw err;
+      return this.confirmExisting(winner, options, ctx);
+    } finally {
+      this.catalog.invalidate();
+    }
+  }
+
+  /** Same options: nothing to do (but wait for `available`). Other options: a conflict naming them. */
+  private async confirmExisting(existing: EbsVolume, options: VolumeOptions, ctx: OperationContext): Promise<void> {
+    const differences = optionDifferences(options, optionsOf(existing));
+    if (differences.length > 0) {
+      throw new VolumeConflictError(
+        `volume ${existing.name} already exists with other options: ${differences.join(', ')}`,
+        { volumeId: existing.id, zone: existing.zone },
+      );
+    }
+    ctx.log.debug({ volumeId: existing.id, zone: existing.zone }, 'volume exists with the same options');
+    if (existing.state === 'creating') await this.waitCreated(existing.name, existing.id, ctx);
+  }
+
+  /** true once `available`; false when the volume is gone (an old client token's deleted volume). */
+  private async waitCreated(name: string, volumeId: string, ctx: OperationContext): Promise<boolean> {
+    let volume: Volume | undefined;
+    try {
+      volume = await this.waiter.waitFor(volumeId, (v) => v?.State !== 'creating', {
+        deadline: ctx.deadline,
+        what: `${volumeId} to become available`,
+        log: ctx.log,
+      });
+    } catch (err) {
+      if (err instanceof WaitTimeoutError) {
+        throw new PendingError(`volume ${name} (${volumeId}) is still being created by EC2; Create again to check`, { volumeId, zone: this.zone });
+      }
+      throw err;
+    }
+    if (volume === undefined || volume.State === 'deleting' || volume.State === 'deleted') return false;
+    if (volume.State === 'error') {
+      await this.aws('DeleteVolume', ctx, { volumeId }, () => this.deps.ec2.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
+      throw new CloudError(`EC2 failed to create volume ${name} (${volumeId} ended in state error; deleted it)`, 'VolumeCreationFailed', { volumeId, zone: this.zone });
+    }
+    return true;
+  }
+
+  // ---- Get / List ---------------------------------------------------------------------------
+
+  async get(name: string, ctx: OperationContext): Promise<VolumeInfo | undefined> {
+    const volume = (await this.catalog.all(ctx.deadline, ctx.log)).get(name);
+    if (!volume) return undefined;
+    const mounted = await this.deps.host.mountAt(this.mountpointOf(name));
+    return this.info(volume, mounted !== undefined);
+  }
+
+  async list(ctx: OperationContext): Promise<VolumeInfo[]> {
+    const [volumes, mounts] = await Promise.all([this.catalog.all(ctx.deadline, ctx.log), this.deps.host.mounts()]);
+    const targets = new Set(mounts.map((m) => m.target));
+    return [...volumes.values()].map((v) => this.info(v, targets.has(this.mountpointOf(v.name))));
+  }
+
+  private info(volume: EbsVolume, mountedHere: boolean): VolumeInfo {
+    const status: VolumeInfo['status'] = {
+      backing: 'relocatable',
+      volumeId: volume.id,
+      zone: volume.zone,
+      size: volume.size,
+      type: volume.type,
+      state: volume.state,
+      generation: volume.generation,
+      fs: volume.fs,
+      encrypted: volume.encrypted,
+    };
+    if (volume.iops !== undefined) status.iops = volume.iops;
+    if (volume.throughput !== undefined) status.throughput = volume.throughput;
+    if (volume.attachment) {
+      status.attachedTo = volume.attachment.instanceId;
+      status.attachment = volume.attachment.state;
+    }
+    return {
+      name: volume.name,
+      backing: 'relocatable',
+      ...(mountedHere && { mountpoint: this.mountpointOf(volume.name) }),
+      ...(volume.createdAt && { createdAt: volume.createdAt.toISOString() }),
+      status,
+      options: optionsOf(volume),
+    };
+  }
+
+  // ---- Mount --------------------------------------------------------------------------------
+
+  async mount(name: string, ctx: OperationContext): Promise<string> {
+    let work = this.inflight.get(name);
+    if (work) {
+      ctx.log.info({ doing: work.progress.doing }, 'joining the mount already in progress');
+    } else {
+      work = this.startMount(name, ctx);
+    }
+    return this.answerBy(work, ctx.deadline);
+  }
+
+  private startMount(name: string, ctx: OperationContext): MountWork {
+    const progress: MountProgress = { doing: `looking up volume ${name}`, context: {} };
+    const work: MountWork = { progress, promise: this.mountWork(name, ctx, progress) };
+    this.inflight.set(name, work);
+    work.promise.then(
+      () => this.inflight.delete(name),
+      (err: unknown) => {
+        this.inflight.delete(name);
+        ctx.log.warn({ err, doing: progress.doing }, 'mount failed');
+      },
+    );
+    return work;
+  }
+
+  /** The work's result if it comes by the deadline; else a retryable error saying what is pending. */
+  private async answerBy(work: MountWork, deadline: number): Promise<string> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        const { doing, context, holder } = work.progress;
+        reject(
+          holder
+            ? this.heldElsewhere(context, holder)
+            : new PendingError(`mount not finished yet: still ${doing}; the work goes on, mount again to join it`, context),
+        );
+      }, Math.max(0, deadline - Date.now()));
+    });
+    try {
+      return await Promise.race([work.promise, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private heldElsewhere(context: ErrorContext, holder: NonNullable<MountProgress['holder']>): StowageError {
+    return new VolumeBusyError(
+      `volume is attached to instance ${holder.instance} in ${holder.zone}, which still holds it (${holder.reason}); ` +
+        'it must be unmounted there first',
+      { ...context, instance: holder.instance, zone: holder.zone },
+    );
+  }
+
+  private async mountWork(name: string, ctx: OperationContext, progress: MountProgress): Promise<string> {
+    const log = ctx.log;
+    const deadline = Math.max(ctx.deadline, Date.now() + BACKGROUND_LIMIT_MS);
+    try {
+      let volume = await this.catalog.lookup(name, deadline, log);
+      if (!volume) throw new VolumeNotFoundError(name);
+      progress.context = { volumeId: volume.id, zone: volume.zone };
+      if (volume.zone !== this.zone) volume = await this.moveAcrossZones(volume);
+      if (volume.state === 'creating') volume = await this.waitUntil(volume, (v) => v?.State !== 'creating', 'to become available', deadline, log, progress);
+      if (volume.attachment && volume.attachment.instanceId !== this.me) {
+        volume = await this.takeOver(volume, ctx.deadline, deadline, log, progress);
+      }
+      let device: string;
+      const mine = volume.attachment;
+      if (mine && mine.state !== 'detaching') {
+        // Attached here already (a restart, or a Mount that answered Pending): reuse the attachment.
+        if (mine.state !== 'attached') await this.waitUntil(volume, (v) => attachmentOn(v, this.me)?.State === 'attached', `attached to ${this.me}`, deadline, log, progress);
+        device = mine.device ?? '';
+        log.info({ volumeId: volume.id, device }, 'volume already attached to this instance');
+      } else {
+        if (mine) await this.waitUntil(volume, (v) => !attachmentOn(v, this.me), `detached from ${this.me}`, deadline, log, progress);
+        device = await this.attach(volume, deadline, log, progress);
+      }
+      progress.doing = `preparing the device of ${volume.id} (${device})`;
+      const mountpoint = this.mountpointOf(name);
+      await this.mountDevice(volume, await this.deviceOf(volume, device, deadline), mountpoint, log);
+      log.info({ volumeId: volume.id, device, mountpoint }, 'volume mounted');
+      return mountpoint;
+    } finally {
+      this.catalog.invalidate();
+    }
+  }
+
+  /** Seam for the cross-zone mover (snapshot → restore here → retire; its own issue). */
+  private async moveAcrossZones(volume: EbsVolume): Promise<EbsVolume> {
+    throw new UnsupportedError(
+      `volume ${volume.name} is in zone ${volume.zone} and this node is in ${this.zone}; ` +
+        `moving relocatable volumes across zones is not supported yet: run the task on a node in ${volume.zone}`,
+      { volumeId: volume.id, zone: volume.zone, nodeZone: this.zone },
+    );
+  }
+
+  /**
+   * Another instance holds the volume: wait, until the Mount's deadline, for it to let go; break its
+   * hold only when fencing allows (invariant 7), loudly. Otherwise the Mount is refused, naming it.
+   */
+  private async takeOver(volume: EbsVolume, answerDeadline: number, deadline: number, log: Logger, progress: MountProgress): Promise<EbsVolume> {
+    const holder = volume.attachment!.instanceId;
+    progress.doing = `waiting for instance ${holder} in ${volume.zone} to detach ${volume.id}`;
+    for (;;) {
+      const verdict = await this.fencing.judge(holder, answerDeadline, log);
+      if (verdict.fenceable) {
+        progress.holder = undefined;
+        return this.forceDetach(volume, holder, verdict.reason, deadline, log, progress);
+      }
+      const holding = { instance: holder, zone: volume.zone, reason: verdict.reason };
+      progress.holder = holding;
+      const recheckAt = Math.min(answerDeadline, verdict.staleAt ?? Infinity, Date.now() + HOLDER_RECHECK_MS);
+      try {
+        const released = await this.waiter.waitFor(volume.id, (v) => !attachmentOn(v, holder), {
+          deadline: recheckAt,
+          what: `${volume.id} detached from ${holder}`,
+          log,
+        });
+        progress.holder = undefined;
+        log.info({ volumeId: volume.id, holder }, 'previous holder detached the volume');
+        return this.record(released, volume);
+      } catch (err) {
+        if (!(err instanceof WaitTimeoutError)) throw err;
+        if (Date.now() >= answerDeadline) throw this.heldElsewhere(progress.context, holding);
+      }
+    }
+  }
+
+  private async forceDetach(volume: EbsVolume, holder: string, reason: string, deadline: number, log: Logger, progress: MountProgress): Promise<EbsVolume> {
+    log.warn({ volumeId: volume.id, holder, zone: volume.zone, reason }, `FORCE-DETACHING volume ${volume.name} (${volume.id}) from instance ${holder}: ${reason}`);
+    progress.doing = `force-detaching ${volume.id} from ${holder}`;
+    await this.aws('DetachVolume', { deadline, log }, { volumeId: volume.id, instance: holder }, () =>
+      this.deps.ec2.send(new DetachVolumeCommand({ VolumeId: volume.id, InstanceId: holder, Force: true })),
+    ).catch((err: unknown) => {
+      // Detached by itself meanwhile: what we wanted.
+      if (!hasCode(err, Ec2Code.IncorrectState) && !isNotFound(err)) throw err;
+    });
+    return this.waitUntil(volume, (v) => !attachmentOn(v, holder), `detached from ${holder}`, deadline, log, progress);
+  }
+
+  /**
+   * AttachVolume on a fresh device name; an attach stuck in `attaching` is undone and retried on
+   * another name, and a name EC2 refuses is not used again for a while (invariant 3).
+   */
+  private async attach(volume: EbsVolume, deadline: number, log: Logger, progress: MountProgress): Promise<string> {
+    for (let attempt = 1; ; attempt++) {
+      const device = this.names.allocate(await this.blockDeviceNames(deadline, log));
+      const context = { volumeId: volume.id, instance: this.me, device };
+      progress.doing = `attaching ${volume.id} to ${this.me} as ${device}`;
+      progress.context = { ...progress.context, ...context };
+      try {
+        await this.aws('AttachVolume', { deadline, log }, context, () =>
+          this.deps.ec2.send(new AttachVolumeCommand({ VolumeId: volume.id, InstanceId: this.me, Device: device })),
+        );
+      } catch (err) {
+        if (hasCode(err, Ec2Code.InvalidParameterValue) && attempt < MAX_ATTACH_ATTEMPTS) {
+          log.warn({ ...context, err: err.message }, 'EC2 refused the device name; trying another');
+          this.names.refused(device);
+          continue;
+        }
+        this.names.settle(device);
+        if (hasCode(err, Ec2Code.VolumeInUse)) {
+          throw new VolumeBusyError(`volume ${volume.name} was attached to another instance meanwhile`, context);
+        }
+        throw err;
+      }
+      const stuckAt = Date.now() + this.stuckAttachMs;
+      try {
+        await this.waiter.waitFor(volume.id, (v) => attachmentOn(v, this.me)?.State === 'attached', {
+          deadline: Math.min(deadline, stuckAt),
+          what: `${volume.id} attached to ${this.me} as ${device}`,
+          log,
+        });
+        this.names.settle(device);
+        return device;
+      } catch (err) {
+        if (!(err instanceof WaitTimeoutError) || Date.now() < stuckAt || attempt >= MAX_ATTACH_ATTEMPTS) {
+          this.names.settle(device);
+          throw err;
+        }
+        log.warn({ ...context, waitedMs: this.stuckAttachMs, state: attachmentOn(err.last, this.me)?.State }, 'attachment stuck; force-detaching it and retrying on another device name');
+        this.names.refused(device);
+        progress.doing = `undoing the stuck attachment of ${volume.id} as ${device}`;
+        await this.aws('DetachVolume', { deadline, log }, context, () =>
+          this.deps.ec2.send(new DetachVolumeCommand({ VolumeId: volume.id, InstanceId: this.me, Device: device, Force: true })),
+        );
+        await this.waitUntil(volume, (v) => !attachmentOn(v, this.me), `detached from ${this.me}`, deadline, log, progress);
+      }
+    }
+  }
+
+  /** This instance's block-device mappings: the names a new attachment must not take. */
+  private async blockDeviceNames(deadline: number, log: Logger): Promise<string[]> {
+    const out = await this.aws('DescribeInstances', { deadline, log }, { instance: this.me }, () =>
+      this.deps.ec2.send(new DescribeInstancesCommand({ InstanceIds: [this.me] })),
+    );
+    return (out.Reservations ?? [])
+      .flatMap((r) => r.Instances ?? [])
+      .flatMap((i) => i.BlockDeviceMappings ?? [])
+      .map((m) => m.DeviceName)
+      .filter((n): n is string => n !== undefined);
+  }
+
+  /** The node's device for the volume: by volume id (Nitro), else the requested name (Xen). It may lag the attach. */
+  private async deviceOf(volume: EbsVolume, requested: string, deadline: number): Promise<string> {
+    const giveUpAt = Math.min(deadline, Date.now() + DEVICE_APPEAR_MS);
+    for (let wait = Math.max(10, this.pollInitialMs / 4); ; wait = Math.min(wait * 2, 2000)) {
+      const device = await this.deps.host.findDevice(volume.id, requested || undefined);
+      if (device) return device;
+      if (Date.now() >= giveUpAt) {
+        throw new HostError(`volume ${volume.name} is attached as ${requested} but no device for ${volume.id} appeared on this node`, { volumeId: volume.id, device: requested });
+      }
+      await delay(wait);
+    }
+  }
+
+  /** Invariant 2: the device must be the volume, and only a blank device is formatted. */
+  private async mountDevice(volume: EbsVolume, device: string, mountpoint: string, log: Logger): Promise<void> {
+    const { host } = this.deps;
+    const context = { volumeId: volume.id, device };
+    const mounted = await host.mountAt(mountpoint);
+    if (mounted) {
+      if (mounted.source === device) return;
+      throw new DataSafetyError(`${mountpoint} has ${mounted.source} mounted, not ${device} of volume ${volume.id}`, context);
+    }
+    const serial = await host.readSerial(device);
+    if (serial !== undefined && serial.replace('-', '') !== volume.id.replace('-', '')) {
+      throw new DataSafetyError(`device ${device} has serial ${serial}, not volume ${volume.id}; refusing to format or mount it`, context);
+    }
+    const probe = await host.probe(device);
+    let fs = volume.fs;
+    if (!probe.hasSignature) {
+      log.info({ ...context, fs }, 'blank device: formatting');
+      await host.mkfs(device, fs);
+    } else if (isFilesystem(probe.fstype)) {
+      if (probe.fstype !== fs) log.warn({ ...context, tagged: fs, found: probe.fstype }, 'filesystem differs from the volume tag; mounting what is there');
+      fs = probe.fstype;
+      await host.fsck(device, fs);
+    } else {
+      throw new DataSafetyError(`device ${device} of volume ${volume.id} holds ${probe.detail}, not an ext4 or xfs filesystem; refusing to format or mount it`, context);
+    }
+    await host.mount(device, mountpoint, fs, volume.mountopts);
+  }
+
+  // ---- Unmount ------------------------------------------------------------------------------
+
+  async unmount(name: string, ctx: OperationContext): Promise<void> {
+    const { host } = this.deps;
+    const log = ctx.log;
+    const mountpoint = this.mountpointOf(name);
+    // A busy umount throws (naming what holds it) before anything is detached.
+    if (await host.mountAt(mountpoint)) await host.unmount(mountpoint);
+    try {
+      const volume = await this.catalog.lookup(name, ctx.deadline, log);
+      const mine = volume?.attachment?.instanceId === this.me ? volume.attachment : undefined;
+      if (!volume || !mine) {
+        log.info({ volumeId: volume?.id }, 'unmounted; volume not attached here, nothing to detach');
+        return;
+      }
+      const context = { volumeId: volume.id, instance: this.me, device: mine.device };
+      if (mine.state !== 'detaching') {
+        await this.refuseIfMounted(volume, mine.device);
+        await this.aws('DetachVolume', ctx, context, () => this.deps.ec2.send(new DetachVolumeCommand({ VolumeId: volume.id, InstanceId: this.me })));
+        if (mine.device) this.names.freed(mine.device);
+      }
+      try {
+        await this.waiter.waitFor(volume.id, (v) => !attachmentOn(v, this.me), { deadline: ctx.deadline, what: `${volume.id} detached from ${this.me}`, log });
+      } catch (err) {
+        if (!(err instanceof WaitTimeoutError)) throw err;
+        throw new PendingError(`unmounted, but EC2 is still detaching ${volume.id} from ${this.me}; it goes on`, context);
+      }
+      log.info(context, 'volume unmounted and detached');
+    } finally {
+      this.catalog.invalidate();
+    }
+  }
+
+  /** Invariant 4: never detach a device that is mounted anywhere on this node. */
+  private async refuseIfMounted(volume: EbsVolume, requested: string | undefined): Promise<void> {
+    const device = await this.deps.host.findDevice(volume.id, requested);
+    if (!device) return;
+    const still: MountEntry | undefined = (await this.deps.host.mounts()).find((m) => m.source === device);
+    if (still) {
+      throw new VolumeBusyError(`device ${device} of volume ${volume.name} is still mounted at ${still.target}; not detaching it`, { volumeId: volume.id, device });
+    }
+  }
+
+  // ---- Remove -------------------------------------------------------------------------------
+
+  async remove(name: string, ctx: OperationContext): Promise<void> {
+    const mountpoint = this.mountpointOf(name);
+    if (this.inflight.has(name)) throw new VolumeBusyError(`volume ${name} is being mounted on this node`, {});
+    try {
+      const volume = await this.catalog.lookup(name, ctx.deadline, ctx.log);
+      if (!volume) throw new VolumeNotFoundError(name);
+      const context = { volumeId: volume.id, zone: volume.zone };
+      if (await this.deps.host.mountAt(mountpoint)) throw new VolumeBusyError(`volume ${name} is mounted at ${mountpoint} on this node`, context);
+      if (volume.attachment) {
+        throw new VolumeBusyError(`volume ${name} is attached to instance ${volume.attachment.instanceId} (${volume.attachment.state}); unmount it there first`, {
+          ...context,
+          instance: volume.attachment.instanceId,
+        });
+      }
+      try {
+        await this.aws('DeleteVolume', ctx, context, () => this.deps.ec2.send(new DeleteVolumeCommand({ VolumeId: volume.id })));
+      } catch (err) {
+        if (hasCode(err, Ec2Code.VolumeInUse, Ec2Code.IncorrectState)) throw new VolumeBusyError(`volume ${name} is in use: ${err.message}`, { ...context, requestId: err.context.requestId });
+        if (!isNotFound(err)) throw err;
+      }
+      ctx.log.info(context, 'volume deleted');
+    } finally {
+      this.catalog.invalidate();
+    }
+    await rmdir(mountpoint).catch((err: NodeJS.ErrnoException) => {
+      // Files in an unmounted mountpoint are not the volume's; leave them for a person to look at.
+      if (err.code !== 'ENOENT') ctx.log.warn({ mountpoint, err: err.message }, 'mountpoint folder not removed');
+    });
+  }
+
+  // ---- plumbing -----------------------------------------------------------------------------
+
+  private aws<T>(operation: string, ctx: { deadline: number; log: Logger }, context: ErrorContext, send: () => Promise<T>): Promise<T> {
+    return callAws(this.deps.counter, operation, send, {
+      deadline: ctx.deadline,
+      log: ctx.log,
+      context,
+      ...(this.deps.retry && { retry: this.deps.retry }),
+    });
+  }
+
+  /** Waits for a state of `volume`; returns it as then seen. */
+  private async waitUntil(
+    volume: EbsVolume,
+    done: (v: Volume | undefined) => boolean,
+    what: string,
+    deadline: number,
+    log: Logger,
+    progress: MountProgress,
+  ): Promise<EbsVolume> {
+    progress.doing = `waiting for ${volume.id} ${what}`;
+    const seen = await this.waiter.waitFor(volume.id, done, { deadline, what: `${volume.id} ${what}`, log });
+    return this.record(seen, volume);
+  }
+
+  private record(seen: Volume | undefined, before: EbsVolume): EbsVolume {
+    const now = seen && toEbsVolume(seen, this.deps.cluster);
+    if (!now) throw new VolumeNotFoundError(before.name, { volumeId: before.id });
+    return now;
+  }
+}
+
+export function createEbsDriver(deps: EbsDriverDeps): EbsDriver {
+  return new EbsDriverImpl(deps);
+}

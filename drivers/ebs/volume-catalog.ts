@@ -1,0 +1,79 @@
+import { DescribeVolumesCommand, type EC2Client, type Filter, type Volume } from '@aws-sdk/client-ec2';
+import type { Logger } from '../../plugin/log.js';
+import { callAws } from '../../aws/call.js';
+import type { CallCounter } from '../../aws/call-counter.js';
+import { Tags, pickCurrent, toEbsVolume, type EbsVolume } from './volume-record.js';
+
+export interface VolumeCatalogOptions {
+  ec2: EC2Client;
+  counter: CallCounter;
+  cluster: string;
+  ttlMs: number;
+  now: () => number;
+}
+
+/**
+ * The cluster's relocatable volumes in every zone. List and Get read a short-lived cache filled by
+ * one tag-filtered, paginated DescribeVolumes (concurrent readers share the refill); anything that
+ * decides (create, mount, remove) asks EC2 afresh for one name.
+ */
+export class VolumeCatalog {
+  private cache: { at: number; volumes: Map<string, EbsVolume> } | undefined;
+  private refill: Promise<Map<string, EbsVolume>> | undefined;
+
+  constructor(private readonly options: VolumeCatalogOptions) {}
+
+  /** Every volume of the cluster by name, at most ttlMs old. */
+  async all(deadline: number, log: Logger): Promise<Map<string, EbsVolume>> {
+    if (this.cache && this.options.now() - this.cache.at < this.options.ttlMs) return this.cache.volumes;
+    if (!this.refill) {
+      const refill = this.describe([], deadline, log).then((found) => {
+        const byName = new Map<string, EbsVolume[]>();
+        for (const v of found) byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
+        const volumes = new Map([...byName].map(([name, vs]) => [name, pickCurrent(vs)!]));
+        // Only keep what no invalidate() has overtaken meanwhile.
+        if (this.refill === refill) this.cache = { at: this.options.now(), volumes };
+        return volumes;
+      });
+      this.refill = refill;
+      void refill.then(
+        () => this.refill === refill && (this.refill = undefined),
+        () => this.refill === refill && (this.refill = undefined),
+      );
+    }
+    return this.refill;
+  }
+
+  /** The volume carrying `name` now, from EC2 (not the cache). */
+  async lookup(name: string, deadline: number, log: Logger): Promise<EbsVolume | undefined> {
+    return pickCurrent(await this.describe([{ Name: `tag:${Tags.volume}`, Values: [name] }], deadline, log));
+  }
+
+  /** After our own change: the next List/Get reads EC2. */
+  invalidate(): void {
+    this.cache = undefined;
+    this.refill = undefined;
+  }
+
+  private async describe(extra: Filter[], deadline: number, log: Logger): Promise<EbsVolume[]> {
+    const filters: Filter[] = [
+      { Name: `tag:${Tags.cluster}`, Values: [this.options.cluster] },
+      { Name: `tag:${Tags.backing}`, Values: ['relocatable'] },
+      ...extra,
+    ];
+    const found: Volume[] = [];
+    let token: string | undefined;
+    do {
+      const page = await callAws(
+        this.options.counter,
+        'DescribeVolumes',
+        () => this.options.ec2.send(new DescribeVolumesCommand({ Filters: filters, MaxResults: 500, ...(token && { NextToken: token }) })),
+        { deadline, log },
+      );
+      found.push(...(page.Volumes ?? []));
+      token = page.NextToken;
+    } while (token);
+    // The filter already asked for our tags; checking again costs nothing and guards the invariant.
+    return found.map((v) => toEbsVolume(v, this.options.cluster)).filter((v): v is EbsVolume => v !== undefined);
+  }
+}
