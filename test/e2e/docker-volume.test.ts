@@ -4,8 +4,7 @@
  * live in the test-only DirDriver, which also counts the mounts the plugin passes on.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig } from '../../plugin/config.js';
 import { silentLogger } from '../../plugin/log.js';
@@ -13,9 +12,10 @@ import { startPlugin } from '../../plugin/main.js';
 import { importBusybox } from '../helpers/busybox-image.js';
 import { DirDriver } from '../helpers/dir-driver.js';
 import { startDockerd, type Dockerd } from '../helpers/dockerd.js';
-import { uniquePluginName } from '../helpers/plugin-name.js';
+import { removeTree, scratchDir } from '../helpers/owned-dir.js';
+import { uniquePluginName, type PluginName } from '../helpers/plugin-name.js';
 
-const plugin = uniquePluginName();
+let plugin: PluginName;
 let tmp: string | undefined;
 let driver: DirDriver;
 let running: { close(): Promise<void> } | undefined;
@@ -23,7 +23,8 @@ let d: Dockerd | undefined;
 let image: string;
 
 beforeAll(async () => {
-  tmp = await mkdtemp(path.join(os.tmpdir(), 'stowage-e2e-volume-'));
+  plugin = await uniquePluginName();
+  tmp = await scratchDir('e2e-volume');
   driver = new DirDriver(path.join(tmp, 'volumes'));
   const config = loadConfig(
     {
@@ -45,8 +46,8 @@ afterAll(async () => {
     await d?.stop();
   } finally {
     await running?.close();
-    await rm(plugin.socket, { force: true });
-    if (tmp) await rm(tmp, { recursive: true, force: true });
+    if (plugin) await rm(plugin.socket, { force: true });
+    if (tmp) await removeTree(tmp);
   }
 });
 

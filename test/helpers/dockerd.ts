@@ -13,14 +13,15 @@
  * cannot be cleaned up from an exit hook. Instead two guards cover a test run that dies before
  * afterAll: dockerd is started with a parent-death signal (SIGTERM), so it shuts down gracefully
  * when the jest process goes away; and every startDockerd first sweeps the folders of earlier runs
- * whose owning process is gone (their leftover processes, mounts, cgroups and files).
+ * whose owning process is gone (their leftover processes, mounts, cgroups and files; see
+ * owned-dir.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants, readFileSync } from 'node:fs';
-import { access, mkdtemp, readFile, readdir, rm, rmdir, stat, writeFile } from 'node:fs/promises';
+import { access, readFile, readdir, rmdir, writeFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
+import { abandonedDirs, makeOwnedDir, removeTree } from './owned-dir.js';
 import { run, type RunOptions, type RunResult } from './run.js';
 
 export const DOCKERD = '/usr/sbin/dockerd';
@@ -60,11 +61,9 @@ export async function startDockerd(opts: { name?: string } = {}): Promise<Docker
   if (opts.name !== undefined && !/^[a-z0-9-]{1,20}$/.test(opts.name)) {
     throw new Error(`startDockerd: name ${JSON.stringify(opts.name)} must be 1-20 of a-z, 0-9, -`);
   }
-  await sweepAbandoned();
+  for (const dir of await abandonedDirs(PREFIX)) await sweep(dir);
 
-  const baseDir = await mkdtemp(path.join(os.tmpdir(), PREFIX + (opts.name ? `${opts.name}-` : '')));
-  // Written before anything else exists, so a later sweep knows whether this folder is still in use.
-  await writeFile(path.join(baseDir, 'owner'), await ownerStamp(process.pid));
+  const baseDir = await makeOwnedDir(PREFIX + (opts.name ? `${opts.name}-` : ''));
   const dataRoot = path.join(baseDir, 'data');
   const execRoot = path.join(baseDir, 'exec');
   const socket = path.join(baseDir, 'docker.sock');
@@ -161,7 +160,7 @@ async function stopDaemon(child: ChildProcess, exited: Promise<void>, docker: Do
  * Removes everything a daemon rooted at baseDir may have left: processes (dockerd, containerd,
  * shims by their command line; container processes by their cgroup), mounts, cgroups, files.
  */
-export async function sweep(baseDir: string): Promise<void> {
+async function sweep(baseDir: string): Promise<void> {
   const cgroupParent = path.basename(baseDir);
   const cgroups = await findCgroups(CGROUP_ROOT, cgroupParent, 0);
   const pids = new Set<number>();
@@ -179,18 +178,7 @@ export async function sweep(baseDir: string): Promise<void> {
   while ([...pids].some(isAlive) && Date.now() < deadline) await sleep(50);
 
   const problems: string[] = [];
-  for (let pass = 0; pass < 5; pass++) {
-    const mounts = await mountsUnder(baseDir);
-    if (mounts.length === 0) break;
-    // Deepest and newest first: later lines of mountinfo may sit on top of earlier ones.
-    for (const mountpoint of mounts.reverse()) {
-      const r = await run(UMOUNT, [mountpoint], { allowFailure: true });
-      if (r.code !== 0) await run(UMOUNT, ['-l', mountpoint], { allowFailure: true });
-    }
-  }
-  const stuck = await mountsUnder(baseDir);
-  if (stuck.length > 0) problems.push(`still mounted: ${stuck.join(', ')}`);
-
+  // Cgroups can only go once their processes are gone; the folder only once nothing is mounted in it.
   for (const dir of cgroups) {
     try {
       await removeCgroup(dir);
@@ -198,34 +186,8 @@ export async function sweep(baseDir: string): Promise<void> {
       problems.push(`cgroup ${dir}: ${(err as Error).message}`);
     }
   }
-  if (stuck.length === 0) await rm(baseDir, { recursive: true, force: true });
+  await removeTree(baseDir).catch((err: Error) => problems.push(err.message));
   if (problems.length > 0) throw new Error(`cleanup of ${baseDir} incomplete: ${problems.join('; ')}`);
-}
-
-/** Sweeps the folders of earlier runs whose owner (a jest process) is gone. */
-async function sweepAbandoned(): Promise<void> {
-  const tmp = os.tmpdir();
-  for (const entry of await readdir(tmp)) {
-    if (!entry.startsWith(PREFIX)) continue;
-    const dir = path.join(tmp, entry);
-    const owner = await readFile(path.join(dir, 'owner'), 'utf8').catch(() => undefined);
-    if (owner === undefined) {
-      // Either being set up right now by another run, or left by a crash long ago.
-      const made = (await stat(dir).catch(() => undefined))?.mtimeMs;
-      if (made === undefined || Date.now() - made < 60_000) continue;
-    } else {
-      const pid = Number(owner.split(' ')[0]);
-      if (owner === (await ownerStamp(pid).catch(() => ''))) continue;
-    }
-    await sweep(dir);
-  }
-}
-
-/** pid plus start time: a reused pid does not pass for the process that made the folder. */
-async function ownerStamp(pid: number): Promise<string> {
-  const statLine = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = statLine.slice(statLine.lastIndexOf(')') + 2).split(' ');
-  return `${pid} ${fields[19]}`;
 }
 
 function isAlive(pid: number): boolean {
@@ -284,20 +246,6 @@ async function removeCgroup(dir: string): Promise<void> {
     if (e.isDirectory()) await removeCgroup(path.join(dir, e.name));
   }
   await rmdir(dir);
-}
-
-async function mountsUnder(dir: string): Promise<string[]> {
-  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8');
-  return mountinfo
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => unescapeMountPath(line.split(' ')[4]!))
-    .filter((mp) => mp === dir || mp.startsWith(dir + '/'));
-}
-
-/** mountinfo writes space, tab, newline and backslash as octal escapes. */
-function unescapeMountPath(p: string): string {
-  return p.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
 function sleep(ms: number): Promise<void> {
