@@ -1,0 +1,92 @@
+import { parseArgs } from 'node:util';
+import { cleanLocalcloud, parseFaults, startLocalcloud, type LatencyMode } from '../localcloud/index.js';
+
+const USAGE = `stowage localcloud — EC2 + EFS + IMDS emulator on real loop devices
+
+Usage:
+  stowage localcloud --dir DIR [--listen 127.0.0.1:PORT] [--region R] [--zones Z1,Z2,…]
+                     [--latency zero|realistic] [--faults SPEC]
+  stowage localcloud --dir DIR --clean
+  stowage localcloud --help
+
+  --dir DIR         state, volume and snapshot files, device folders, EFS folders (created if missing)
+  --listen H:P      address to listen on (default 127.0.0.1:0, any free port)
+  --region R        region name (default us-east-1)
+  --zones LIST      availability zones (default REGIONa,REGIONb,REGIONc)
+  --latency MODE    zero (default: transitions on the next call) or realistic (AWS timings)
+  --faults SPEC     throttle=P, throttle.ACTION=P, 5xx=P, stuck-attach=true|N,
+                    slow-snapshot=MS, unresponsive=INSTANCE-ID (repeatable), comma separated
+  --clean           release every loop device and mount made from DIR, then exit
+
+Prints one JSON line with the URL when ready; runs until SIGINT or SIGTERM. See docs/localcloud.md.
+`;
+
+function listenAddress(text: string): { host: string; port: number } {
+  const m = /^(.+):(\d+)$/.exec(text);
+  if (!m || Number(m[2]) > 65535) throw new Error(`--listen ${text}: expected HOST:PORT`);
+  return { host: m[1]!, port: Number(m[2]) };
+}
+
+export async function localcloudCommand(argv: string[]): Promise<number> {
+  let values;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        dir: { type: 'string' },
+        listen: { type: 'string', default: '127.0.0.1:0' },
+        region: { type: 'string' },
+        zones: { type: 'string' },
+        latency: { type: 'string', default: 'zero' },
+        faults: { type: 'string', default: '' },
+        clean: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }).values;
+  } catch (err) {
+    process.stderr.write(`stowage localcloud: ${(err as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const fail = (msg: string) => {
+    process.stderr.write(`stowage localcloud: ${msg}\n`);
+    return 2;
+  };
+  if (!values.dir) return fail('--dir is required');
+  if (values.clean) {
+    await cleanLocalcloud(values.dir);
+    process.stdout.write(JSON.stringify({ level: 'info', component: 'localcloud', msg: 'released loop devices and mounts', dir: values.dir }) + '\n');
+    return 0;
+  }
+  if (values.latency !== 'zero' && values.latency !== 'realistic') return fail(`--latency ${values.latency}: expected zero or realistic`);
+  let listen, faults;
+  try {
+    listen = listenAddress(values.listen);
+    faults = parseFaults(values.faults);
+  } catch (err) {
+    return fail((err as Error).message);
+  }
+  const zones = values.zones?.split(',').filter(Boolean);
+  const lc = await startLocalcloud({
+    dir: values.dir,
+    ...listen,
+    region: values.region,
+    zones,
+    latency: values.latency as LatencyMode,
+    faults,
+  });
+  process.stdout.write(
+    JSON.stringify({ level: 'info', component: 'localcloud', msg: 'localcloud ready', url: lc.url, dir: lc.dir, region: lc.region, zones: lc.zones, latency: values.latency }) + '\n',
+  );
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  // loop devices stay: attached volumes survive a restart of the emulator, as they would a restart of AWS's API
+  await lc.stop({ release: false });
+  process.stdout.write(JSON.stringify({ level: 'info', component: 'localcloud', msg: 'localcloud stopped', signal }) + '\n');
+  return 0;
+}

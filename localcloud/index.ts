@@ -1,0 +1,101 @@
+import { mkdir, realpath } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { Cloud } from './cloud.js';
+import { Faults, type FaultSpec } from './faults.js';
+import { latency, type LatencyMode } from './latency.js';
+import { advance, recover, releaseHost } from './lifecycle.js';
+import { Paths } from './paths.js';
+import { createLocalcloudServer } from './server.js';
+
+export type { FaultSpec } from './faults.js';
+export { parseFaults } from './faults.js';
+export type { LatencyMode } from './latency.js';
+
+export interface LocalcloudOptions {
+  dir: string;
+  /** default 127.0.0.1 */
+  host?: string;
+  /** default 0: any free port */
+  port?: number;
+  /** default us-east-1 */
+  region?: string;
+  /** default `${region}a`, `b`, `c` */
+  zones?: string[];
+  /** default zero */
+  latency?: LatencyMode;
+  faults?: FaultSpec;
+  /** where background failures go; default one JSON line on stderr */
+  onError?: (err: unknown) => void;
+}
+
+export interface Localcloud {
+  /** http://HOST:PORT, for AWS_ENDPOINT_URL */
+  url: string;
+  dir: string;
+  region: string;
+  zones: string[];
+  /** devices folder of one instance: `${dir}/devices/${instanceId}` (the plugin's STOWAGE_DEVICE_DIR) */
+  deviceDir(instanceId: string): string;
+  /** IMDS endpoint for one instance, usable as AWS_EC2_METADATA_SERVICE_ENDPOINT */
+  imdsEndpoint(instanceId: string): string;
+  setFaults(f: FaultSpec): void;
+  stop(opts?: { release?: boolean /* default true: detach loop devices it made */ }): Promise<void>;
+}
+
+/** How often transitions are applied between API calls, so devices appear without anyone polling. */
+const TICK_MS = 200;
+
+const stderrLog = (err: unknown) =>
+  process.stderr.write(JSON.stringify({ level: 'error', component: 'localcloud', msg: err instanceof Error ? err.message : String(err) }) + '\n');
+
+export async function startLocalcloud(o: LocalcloudOptions): Promise<Localcloud> {
+  await mkdir(o.dir, { recursive: true });
+  // the kernel reports loop backing files by their canonical path
+  const paths = new Paths(await realpath(resolve(o.dir)));
+  const region = o.region ?? 'us-east-1';
+  const zones = o.zones ?? ['a', 'b', 'c'].map((s) => `${region}${s}`);
+  const onError = o.onError ?? stderrLog;
+  const cloud = await Cloud.open(paths, region, zones, latency(o.latency ?? 'zero'), new Faults(o.faults));
+  await cloud.serialized(() => recover(cloud));
+
+  const server = createLocalcloudServer(cloud, onError);
+  const host = o.host ?? '127.0.0.1';
+  await new Promise<void>((ok, fail) => {
+    server.once('error', fail);
+    server.listen(o.port ?? 0, host, () => ok());
+  });
+  const url = `http://${host}:${(server.address() as AddressInfo).port}`;
+  const ticker = setInterval(() => {
+    cloud.serialized(async () => {
+      await advance(cloud);
+      await cloud.save();
+    }).catch(onError);
+  }, TICK_MS);
+  ticker.unref();
+
+  let stopped: Promise<void> | undefined;
+  return {
+    url,
+    dir: paths.dir,
+    region,
+    zones,
+    deviceDir: (id) => paths.deviceDir(id),
+    imdsEndpoint: (id) => `${url}/imds/${id}`,
+    setFaults: (f) => cloud.faults.set(f),
+    stop: (opts) =>
+      (stopped ??= (async () => {
+        clearInterval(ticker);
+        const closed = new Promise<void>((ok) => server.close(() => ok()));
+        server.closeAllConnections();
+        await closed;
+        await cloud.serialized(() => cloud.save());
+        if (opts?.release ?? true) await releaseHost(paths.dir);
+      })()),
+  };
+}
+
+/** Releases every loop device and mount made from DIR's volumes and file systems; the state stays. */
+export async function cleanLocalcloud(dir: string): Promise<void> {
+  await releaseHost(dir);
+}
