@@ -1,0 +1,213 @@
+import {
+  AttachVolumeCommand,
+  CreateTagsCommand,
+  CreateVolumeCommand,
+  DeleteVolumeCommand,
+  DescribeInstancesCommand,
+  DescribeVolumesCommand,
+  DetachVolumeCommand,
+  EC2Client,
+  type Filter,
+  type Instance,
+  type Tag,
+  type Volume,
+} from '@aws-sdk/client-ec2';
+import { mockClient } from 'aws-sdk-client-mock';
+import { ec2Error } from '../aws/ec2-error.js';
+
+/**
+ * A small EC2 model behind aws-sdk-client-mock: volumes and instances with the state transitions
+ * the driver waits for (each transition completes at the next DescribeVolumes), the error codes EC2
+ * answers with, and the exact list of calls made.
+ */
+export class FakeEc2 {
+  readonly mock = mockClient(EC2Client);
+  readonly client = new EC2Client({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
+  readonly volumes = new Map<string, Volume>();
+  readonly instances = new Map<string, Instance>();
+  /** Device names AttachVolume refuses with InvalidParameterValue. */
+  readonly refusedDevices = new Set<string>();
+  /** Attachments on these device names stay `attaching` forever. */
+  readonly stuckDevices = new Set<string>();
+  /** Called when an attachment completes / goes away, so a fake host can show the device. */
+  onAttached: (volumeId: string, instanceId: string, device: string) => void = () => {};
+  onDetached: (volumeId: string, instanceId: string) => void = () => {};
+  private readonly tokens = new Map<string, string>();
+  private nextId = 1;
+
+  constructor() {
+    this.mock.on(DescribeVolumesCommand).callsFake((input: { Filters?: Filter[] }) => this.describeVolumes(input.Filters ?? []));
+    this.mock.on(CreateVolumeCommand).callsFake((input) => this.createVolume(input));
+    this.mock.on(AttachVolumeCommand).callsFake((input) => this.attachVolume(input));
+    this.mock.on(DetachVolumeCommand).callsFake((input) => this.detachVolume(input));
+    this.mock.on(DeleteVolumeCommand).callsFake((input) => this.deleteVolume(input));
+    this.mock.on(DescribeInstancesCommand).callsFake((input) => this.describeInstances(input));
+    this.mock.on(CreateTagsCommand).callsFake((input) => this.createTags(input));
+  }
+
+  /** The operations sent, in order: ['DescribeVolumes', 'AttachVolume', …]. */
+  sequence(): string[] {
+    return this.mock.calls().map((c) => (c.args[0] as object).constructor.name.replace(/Command$/, ''));
+  }
+
+  resetCalls(): void {
+    this.mock.resetHistory();
+  }
+
+  /** The input of the n-th call of one operation. */
+  input(operation: string, n = 0): Record<string, unknown> {
+    const calls = this.mock.calls().filter((c) => (c.args[0] as object).constructor.name === `${operation}Command`);
+    return (calls[n]!.args[0] as unknown as { input: Record<string, unknown> }).input;
+  }
+
+  addInstance(id: string, zone: string, state = 'running', tags: Tag[] = []): void {
+    this.instances.set(id, {
+      InstanceId: id,
+      State: { Name: state as 'running' },
+      Placement: { AvailabilityZone: zone },
+      Tags: tags,
+      BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: { VolumeId: 'vol-root' } }],
+    });
+  }
+
+  /** A volume as Stowage would have created it. */
+  addVolume(name: string, zone: string, extra: Partial<Volume> = {}, tags: Tag[] = []): string {
+    const id = `vol-${String(this.nextId++).padStart(17, '0')}`;
+    this.volumes.set(id, {
+      VolumeId: id,
+      AvailabilityZone: zone,
+      State: 'available',
+      Size: 10,
+      VolumeType: 'gp3',
+      Iops: 3000,
+      Throughput: 125,
+      Encrypted: true,
+      CreateTime: new Date('2024-05-01T10:00:00Z'),
+      Attachments: [],
+      Tags: [
+        { Key: 'stowage:cluster', Value: 'test' },
+        { Key: 'stowage:volume', Value: name },
+        { Key: 'stowage:backing', Value: 'relocatable' },
+        { Key: 'stowage:generation', Value: '1' },
+        { Key: 'stowage:fs', Value: 'ext4' },
+        { Key: 'stowage:mountopts', Value: '' },
+        ...tags,
+      ],
+      ...extra,
+    });
+    return id;
+  }
+
+  /** Attach directly (another node's doing). */
+  attachNow(volumeId: string, instanceId: string, device: string, state = 'attached'): void {
+    const v = this.volumes.get(volumeId)!;
+    v.State = 'in-use';
+    v.Attachments = [{ VolumeId: volumeId, InstanceId: instanceId, Device: device, State: state as 'attached' }];
+    if (state === 'attached') this.onAttached(volumeId, instanceId, device);
+  }
+
+  private describeVolumes(filters: Filter[]) {
+    // Every transition started before this call has completed by now.
+    for (const v of this.volumes.values()) {
+      if (v.State === 'creating') v.State = 'available';
+      for (const a of v.Attachments ?? []) {
+        if (a.State === 'attaching' && !this.stuckDevices.has(a.Device!)) {
+          a.State = 'attached';
+          this.onAttached(v.VolumeId!, a.InstanceId!, a.Device!);
+        }
+      }
+      const detaching = (v.Attachments ?? []).filter((a) => a.State === 'detaching');
+      for (const a of detaching) this.onDetached(v.VolumeId!, a.InstanceId!);
+      v.Attachments = (v.Attachments ?? []).filter((a) => a.State !== 'detaching');
+      if (v.State === 'in-use' && v.Attachments.length === 0) v.State = 'available';
+    }
+    const matches = (v: Volume) =>
+      filters.every((f) => {
+        if (f.Name === 'volume-id') return f.Values!.includes(v.VolumeId!);
+        if (f.Name?.startsWith('tag:')) {
+          const key = f.Name.slice(4);
+          return (v.Tags ?? []).some((t) => t.Key === key && f.Values!.includes(t.Value!));
+        }
+        throw new Error(`filter ${f.Name} not modelled`);
+      });
+    return { Volumes: structuredClone([...this.volumes.values()].filter(matches)) };
+  }
+
+  private createVolume(input: { ClientToken?: string; AvailabilityZone?: string; Size?: number; VolumeType?: string; Iops?: number; Throughput?: number; Encrypted?: boolean; TagSpecifications?: { Tags?: Tag[] }[] }) {
+    const known = input.ClientToken ? this.tokens.get(input.ClientToken) : undefined;
+    if (known) return structuredClone(this.volumes.get(known) ?? { VolumeId: known, State: 'deleted' });
+    const id = `vol-${String(this.nextId++).padStart(17, '0')}`;
+    const volume: Volume = {
+      VolumeId: id,
+      AvailabilityZone: input.AvailabilityZone,
+      State: 'creating',
+      Size: input.Size,
+      VolumeType: input.VolumeType as 'gp3',
+      Iops: input.Iops,
+      Throughput: input.Throughput,
+      Encrypted: input.Encrypted,
+      CreateTime: new Date('2024-05-02T10:00:00Z'),
+      Attachments: [],
+      Tags: input.TagSpecifications?.[0]?.Tags ?? [],
+    };
+    this.volumes.set(id, volume);
+    if (input.ClientToken) this.tokens.set(input.ClientToken, id);
+    return structuredClone(volume);
+  }
+
+  private attachVolume(input: { VolumeId: string; InstanceId: string; Device: string }) {
+    const v = this.volumes.get(input.VolumeId);
+    if (!v) throw ec2Error('InvalidVolume.NotFound');
+    const instance = this.instances.get(input.InstanceId);
+    if (!instance) throw ec2Error('InvalidInstanceID.NotFound');
+    if (instance.Placement?.AvailabilityZone !== v.AvailabilityZone) throw ec2Error('InvalidVolume.ZoneMismatch');
+    if ((v.Attachments ?? []).length > 0) throw ec2Error('VolumeInUse');
+    if (this.refusedDevices.has(input.Device)) throw ec2Error('InvalidParameterValue', 400, `Value (${input.Device}) for parameter device is invalid. ${input.Device} is already in use.`);
+    v.State = 'in-use';
+    v.Attachments = [{ VolumeId: v.VolumeId, InstanceId: input.InstanceId, Device: input.Device, State: 'attaching' }];
+    return { VolumeId: v.VolumeId, InstanceId: input.InstanceId, Device: input.Device, State: 'attaching' };
+  }
+
+  private detachVolume(input: { VolumeId: string; InstanceId?: string }) {
+    const v = this.volumes.get(input.VolumeId);
+    if (!v) throw ec2Error('InvalidVolume.NotFound');
+    const a = (v.Attachments ?? []).find((x) => !input.InstanceId || x.InstanceId === input.InstanceId);
+    if (!a) throw ec2Error('IncorrectState', 400, `Volume '${input.VolumeId}' is in the 'available' state.`);
+    a.State = 'detaching';
+    return { ...a };
+  }
+
+  private deleteVolume(input: { VolumeId: string }) {
+    const v = this.volumes.get(input.VolumeId);
+    if (!v) throw ec2Error('InvalidVolume.NotFound');
+    if ((v.Attachments ?? []).length > 0) throw ec2Error('VolumeInUse');
+    this.volumes.delete(input.VolumeId);
+    return {};
+  }
+
+  private describeInstances(input: { InstanceIds?: string[] }) {
+    const found = (input.InstanceIds ?? []).map((id) => {
+      const instance = this.instances.get(id);
+      if (!instance) throw ec2Error('InvalidInstanceID.NotFound', 400, `The instance ID '${id}' does not exist`);
+      const attached = [...this.volumes.values()].flatMap((v) => (v.Attachments ?? []).filter((a) => a.InstanceId === id));
+      return {
+        ...structuredClone(instance),
+        BlockDeviceMappings: [
+          ...(instance.BlockDeviceMappings ?? []),
+          ...attached.map((a) => ({ DeviceName: a.Device, Ebs: { VolumeId: a.VolumeId, Status: a.State } })),
+        ],
+      };
+    });
+    return { Reservations: [{ Instances: found }] };
+  }
+
+  private createTags(input: { Resources: string[]; Tags: Tag[] }) {
+    for (const id of input.Resources) {
+      const instance = this.instances.get(id);
+      if (!instance) throw ec2Error('InvalidInstanceID.NotFound');
+      const rest = (instance.Tags ?? []).filter((t) => !input.Tags.some((n) => n.Key === t.Key));
+      instance.Tags = [...rest, ...input.Tags];
+    }
+    return {};
+  }
+}

@@ -1,0 +1,65 @@
+import type { DeviceProbe, Host, MountEntry } from '../../../host/host.js';
+import { HostError } from '../../../plugin/errors.js';
+import type { Filesystem } from '../../../plugin/options.js';
+
+/** A Host whose devices are a map from volume id to device path; records every call. */
+export class FakeHost implements Host {
+  readonly calls: string[] = [];
+  /** volumeId → device path, as a Nitro by-id link would resolve. */
+  readonly devices = new Map<string, string>();
+  /** device → serial (absent: unreadable, as on Xen). */
+  readonly serials = new Map<string, string>();
+  /** device → filesystem written on it. */
+  readonly filesystems = new Map<string, Filesystem>();
+  /** device → a signature that is not a filesystem (`PTTYPE="gpt"`, LVM…). */
+  readonly foreign = new Map<string, string>();
+  readonly mounted: MountEntry[] = [];
+  /** Targets whose umount fails as busy. */
+  readonly busy = new Set<string>();
+
+  async findDevice(volumeId: string, requestedName?: string): Promise<string | undefined> {
+    this.calls.push(`findDevice ${volumeId} ${requestedName ?? ''}`.trim());
+    return this.devices.get(volumeId);
+  }
+  async readSerial(device: string): Promise<string | undefined> {
+    return this.serials.get(device);
+  }
+  async probe(device: string): Promise<DeviceProbe> {
+    this.calls.push(`probe ${device}`);
+    const foreign = this.foreign.get(device);
+    if (foreign) return { hasSignature: true, detail: foreign };
+    const fstype = this.filesystems.get(device);
+    return fstype ? { fstype, hasSignature: true, detail: `TYPE="${fstype}"` } : { hasSignature: false, detail: 'no signature' };
+  }
+  async mkfs(device: string, fs: Filesystem): Promise<void> {
+    this.calls.push(`mkfs ${device} ${fs}`);
+    if (this.filesystems.has(device)) throw new HostError(`refusing to format ${device}: it has a signature`);
+    this.filesystems.set(device, fs);
+  }
+  async fsck(device: string, fs: Filesystem): Promise<void> {
+    this.calls.push(`fsck ${device} ${fs}`);
+  }
+  async mount(device: string, target: string, fs: Filesystem, options: readonly string[]): Promise<void> {
+    this.calls.push(`mount ${device} ${target} ${fs} ${options.join(',')}`.trim());
+    this.mounted.push({ mountId: this.mounted.length + 100, target, source: device, fstype: fs, root: '/', options: 'rw' });
+  }
+  async bindMount(): Promise<void> {
+    throw new Error('not used by the EBS driver');
+  }
+  async mountNfs(): Promise<void> {
+    throw new Error('not used by the EBS driver');
+  }
+  async unmount(target: string): Promise<void> {
+    this.calls.push(`unmount ${target}`);
+    if (this.busy.has(target)) throw new HostError(`umount ${target}: target is busy (held by pid 42 postgres)`);
+    const i = this.mounted.findIndex((m) => m.target === target);
+    if (i >= 0) this.mounted.splice(i, 1);
+  }
+  async mounts(): Promise<MountEntry[]> {
+    return [...this.mounted];
+  }
+  async mountAt(target: string): Promise<MountEntry | undefined> {
+    return this.mounted.find((m) => m.target === target);
+  }
+  async sync(): Promise<void> {}
+}
