@@ -441,11 +441,11 @@ class EbsDriverImpl implements EbsDriver {
           this.names.refused(device);
           continue;
         }
-        this.names.settle(device);
-        if (hasCode(err, Ec2Code.VolumeInUse)) {
-          throw new VolumeBusyError(`volume ${volume.name} was attached to another instance meanwhile`, context);
+        if (!hasCode(err, Ec2Code.VolumeInUse) || !(await this.attachedAs(volume, device, deadline, log))) {
+          this.names.settle(device);
+          if (hasCode(err, Ec2Code.VolumeInUse)) throw new VolumeBusyError(`volume ${volume.name} was attached to another instance meanwhile`, context);
+          throw err;
         }
-        throw err;
       }
       const stuckAt = Date.now() + this.stuckAttachMs;
       try {
@@ -470,6 +470,12 @@ class EbsDriverImpl implements EbsDriver {
         await this.waitUntil(volume, (v) => !attachmentOn(v, this.me), `detached from ${this.me}`, deadline, log, progress);
       }
     }
+  }
+
+  /** A retried AttachVolume whose first try went through (a 5xx after the fact) finds the volume ours already. */
+  private async attachedAs(volume: EbsVolume, device: string, deadline: number, log: Logger): Promise<boolean> {
+    const now = await this.catalog.lookup(volume.name, deadline, log);
+    return now?.id === volume.id && now.attachment?.instanceId === this.me && now.attachment.device === device;
   }
 
   /** This instance's block-device mappings: the names a new attachment must not take. */
@@ -543,7 +549,12 @@ class EbsDriverImpl implements EbsDriver {
       const context = { volumeId: volume.id, instance: this.me, device: mine.device };
       if (mine.state !== 'detaching') {
         await this.refuseIfMounted(volume, mine.device);
-        await this.aws('DetachVolume', ctx, context, () => this.deps.ec2.send(new DetachVolumeCommand({ VolumeId: volume.id, InstanceId: this.me })));
+        await this.aws('DetachVolume', ctx, context, () => this.deps.ec2.send(new DetachVolumeCommand({ VolumeId: volume.id, InstanceId: this.me }))).catch(
+          (err: unknown) => {
+            // A retry of a DetachVolume that went through finds it detaching or detached.
+            if (!hasCode(err, Ec2Code.IncorrectState, Ec2Code.AttachmentNotFound)) throw err;
+          },
+        );
         if (mine.device) this.names.freed(mine.device);
       }
       try {
