@@ -40,8 +40,9 @@ export class Imds {
     if (expiry === undefined || expiry < Date.now()) return send(401, 'Unauthorized');
     const instance = this.cloud.state.instances.find((i) => i.id === instanceId);
     if (!instance || instance.state === 'terminated') return send(404, 'Not Found');
-    // a hung instance's metadata service does not answer: the caller's timeout decides
-    if (this.cloud.faults.unresponsive(instance.id) || instance.state !== 'running') return;
+    // a hung or powered-off instance does not answer: the caller's timeout decides; a booting one does
+    const up = instance.state === 'running' || instance.state === 'pending';
+    if (this.cloud.faults.unresponsive(instance.id) || !up) return;
     const value = this.metadata(instance)[rest!.replace(/\/$/, '') || '.'];
     if (value === undefined) return send(404, 'Not Found');
     return send(200, value, rest === 'dynamic/instance-identity/document' ? 'application/json' : 'text/plain');
