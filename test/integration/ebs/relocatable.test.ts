@@ -17,7 +17,7 @@ import { createEbsDriver, type EbsDriver } from '../../../drivers/ebs/ebs-driver
 import type { Host } from '../../../host/host.js';
 import { createLinuxHost } from '../../../host/linux-host.js';
 import { startLocalcloud, type Localcloud } from '../../../localcloud/index.js';
-import { VolumeBusyError } from '../../../plugin/errors.js';
+import { PendingError, VolumeBusyError } from '../../../plugin/errors.js';
 import { silentLogger } from '../../../plugin/log.js';
 import type { VolumeOptions } from '../../../plugin/options.js';
 import { loopsUnder } from '../localcloud/helpers.js';
@@ -110,7 +110,10 @@ asRoot('relocatable volumes on localcloud (real SDK, loop devices, mkfs, mount)'
     await writeFile(path.join(mp1, 'hello.txt'), 'from instance 1');
     await one.driver.unmount('moving', ctx('moving'));
 
+    const ec2Calls = () => counter.count() - counter.count('CreateTags'); // heartbeats tick on their own
+    const before = ec2Calls();
     const mp2 = await two.driver.mount('moving', ctx('moving'));
+    expect(ec2Calls() - before).toBeLessThanOrEqual(6);
     expect(await readFile(path.join(mp2, 'hello.txt'), 'utf8')).toBe('from instance 1');
     expect((await two.driver.get('moving', ctx('moving')))!.status).toMatchObject({ attachedTo: two.instanceId, zone: ZONE, fs: 'ext4' });
     await two.driver.unmount('moving', ctx('moving'));
@@ -130,6 +133,23 @@ asRoot('relocatable volumes on localcloud (real SDK, loop devices, mkfs, mount)'
     expect(await readFile(path.join(mp, 'data'), 'utf8')).toBe('precious');
     await one.driver.unmount('kept', ctx('kept'));
     await one.driver.remove('kept', ctx('kept'));
+  });
+
+  test('an attachment stuck in attaching: the Mount answers Pending naming it, the next Mount joins and ends on a new name', async () => {
+    const [one] = nodes as [Node];
+    await one.driver.create('stuck', OPTIONS, ctx('stuck'));
+    lc.setFaults({ stuckAttach: 1 });
+    const err = await one.driver.mount('stuck', ctx('stuck', 1000)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(PendingError);
+    expect((err as Error).message).toMatch(new RegExp(`still attaching vol-[0-9a-f]+ to ${one.instanceId} as /dev/xvdb[a-z]`));
+    const stuckOn = (await volumeOf('stuck')).Attachments![0]!.Device;
+    const mp = await one.driver.mount('stuck', ctx('stuck'));
+    const attachment = (await volumeOf('stuck')).Attachments![0]!;
+    expect(attachment).toMatchObject({ State: 'attached', InstanceId: one.instanceId });
+    expect(attachment.Device).not.toBe(stuckOn);
+    await writeFile(path.join(mp, 'ok'), 'ok');
+    await one.driver.unmount('stuck', ctx('stuck'));
+    await one.driver.remove('stuck', ctx('stuck'));
   });
 
   test('a Mount on instance 2 while instance 1 holds the volume is refused naming the holder', async () => {

@@ -1,4 +1,5 @@
 import { Writable } from 'node:stream';
+import { AttachVolumeCommand, DescribeVolumesCommand } from '@aws-sdk/client-ec2';
 import { CallCounter } from '../../../aws/call-counter.js';
 import { createEbsDriver, type EbsDriver, type EbsDriverDeps } from '../../../drivers/ebs/ebs-driver.js';
 import {
@@ -13,6 +14,7 @@ import {
 } from '../../../plugin/errors.js';
 import { createLogger, type Logger } from '../../../plugin/log.js';
 import type { VolumeOptions } from '../../../plugin/options.js';
+import { ec2Error } from '../aws/ec2-error.js';
 import { FakeEc2 } from './fake-ec2.js';
 import { FakeHost } from './fake-host.js';
 
@@ -169,7 +171,6 @@ describe('get and list', () => {
   });
 
   test('List pages through DescribeVolumes', async () => {
-    const { DescribeVolumesCommand } = await import('@aws-sdk/client-ec2');
     ec2.mock.on(DescribeVolumesCommand)
       .resolvesOnce({ Volumes: [ec2.volumes.get(ec2.addVolume('a', ZONE))!], NextToken: 'page-2' })
       .resolvesOnce({ Volumes: [ec2.volumes.get(ec2.addVolume('b', ZONE))!] });
@@ -337,13 +338,36 @@ describe('mount', () => {
     expect(host.calls.filter((c) => /^mkfs/.test(c))).toEqual([]);
   });
 
+  test('an AttachVolume that went through before a 5xx: the retry finds the volume ours and carries on', async () => {
+    const id = ec2.addVolume('data', ZONE);
+    let sent = 0;
+    ec2.mock.on(AttachVolumeCommand).callsFake((input: { VolumeId: string; Device: string }) => {
+      if (sent++ > 0) throw ec2Error('VolumeInUse');
+      ec2.attachNow(input.VolumeId, ME, input.Device, 'attaching');
+      throw ec2Error('InternalError', 500);
+    });
+    await expect(driver.mount('data', ctx('data'))).resolves.toBe('/mnt/stowage/data');
+    expect(ec2.sequence()).toEqual(['DescribeVolumes', 'DescribeInstances', 'AttachVolume', 'AttachVolume', 'DescribeVolumes', 'DescribeVolumes']);
+    expect(ec2.volumes.get(id)!.Attachments![0]).toMatchObject({ InstanceId: ME, Device: '/dev/xvdba', State: 'attached' });
+  });
+
+  test('VolumeInUse because another instance won the race: busy', async () => {
+    const id = ec2.addVolume('data', ZONE);
+    ec2.addInstance(OTHER, ZONE, 'running', heartbeat(0));
+    ec2.mock.on(AttachVolumeCommand).callsFake(() => {
+      ec2.attachNow(id, OTHER, '/dev/xvdbz');
+      throw ec2Error('VolumeInUse');
+    });
+    const err = await driver.mount('data', ctx('data')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VolumeBusyError);
+    expect((err as Error).message).toBe('volume data was attached to another instance meanwhile');
+  });
+
   test('an unknown volume is VolumeNotFoundError', async () => {
     await expect(driver.mount('nope', ctx('nope'))).rejects.toBeInstanceOf(VolumeNotFoundError);
   });
 
   test('AWS errors surface as CloudError with code and request id', async () => {
-    const { AttachVolumeCommand } = await import('@aws-sdk/client-ec2');
-    const { ec2Error } = await import('../aws/ec2-error.js');
     ec2.addVolume('data', ZONE);
     ec2.mock.on(AttachVolumeCommand).rejects(ec2Error('UnauthorizedOperation', 403, 'not authorized', 'req-9'));
     const err = (await driver.mount('data', ctx('data')).catch((e: unknown) => e)) as CloudError;
