@@ -14,8 +14,6 @@ import type { Driver, OperationContext, VolumeInfo } from '../driver.js';
 import type { Host, MountEntry } from '../../host/host.js';
 import {
   CloudError,
-  DataSafetyError,
-  HostError,
   PendingError,
   UnsupportedError,
   VolumeBusyError,
@@ -25,14 +23,14 @@ import {
   type StowageError,
 } from '../../plugin/errors.js';
 import type { Logger } from '../../plugin/log.js';
-import { EBS_LIMITS, FILESYSTEMS, type Filesystem, type VolumeOptions } from '../../plugin/options.js';
+import { EBS_LIMITS, type VolumeOptions } from '../../plugin/options.js';
 import { callAws, type RetryPolicy } from '../../aws/call.js';
 import type { CallCounter } from '../../aws/call-counter.js';
-import { delay } from '../../aws/delay.js';
 import { Ec2Code, hasCode, isNotFound } from '../../aws/errors.js';
 import type { NodeIdentity } from '../../aws/identity.js';
 import { VolumeWaiter, WaitTimeoutError } from '../../aws/volume-waiter.js';
 import { DeviceNameAllocator } from './device-names.js';
+import { prepareAndMount, waitForDevice } from './prepare-device.js';
 import { Fencing } from './fencing.js';
 import { VolumeCatalog } from './volume-catalog.js';
 import {
@@ -100,10 +98,6 @@ interface MountWork {
 
 function attachmentOn(volume: Volume | undefined, instanceId: string) {
   return volume?.Attachments?.find((a) => a.InstanceId === instanceId && a.State !== 'detached');
-}
-
-function isFilesystem(fstype: string | undefined): fstype is Filesystem {
-  return (FILESYSTEMS as readonly string[]).includes(fstype ?? '');
 }
 
 /** `backing=relocatable`: one EBS volume per name, attached to at most one instance, following its task. */
@@ -360,7 +354,8 @@ class EbsDriverImpl implements EbsDriver {
       }
       progress.doing = `preparing the device of ${volume.id} (${device})`;
       const mountpoint = this.mountpointOf(name);
-      await this.mountDevice(volume, await this.deviceOf(volume, device, deadline), mountpoint, log);
+      const found = await waitForDevice(this.deps.host, volume, device, Math.min(deadline, Date.now() + DEVICE_APPEAR_MS), this.pollInitialMs);
+      await prepareAndMount(this.deps.host, volume, found, mountpoint, log);
       log.info({ volumeId: volume.id, device, mountpoint }, 'volume mounted');
       return mountpoint;
     } finally {
@@ -488,47 +483,6 @@ class EbsDriverImpl implements EbsDriver {
       .flatMap((i) => i.BlockDeviceMappings ?? [])
       .map((m) => m.DeviceName)
       .filter((n): n is string => n !== undefined);
-  }
-
-  /** The node's device for the volume: by volume id (Nitro), else the requested name (Xen). It may lag the attach. */
-  private async deviceOf(volume: EbsVolume, requested: string, deadline: number): Promise<string> {
-    const giveUpAt = Math.min(deadline, Date.now() + DEVICE_APPEAR_MS);
-    for (let wait = Math.max(10, this.pollInitialMs / 4); ; wait = Math.min(wait * 2, 2000)) {
-      const device = await this.deps.host.findDevice(volume.id, requested || undefined);
-      if (device) return device;
-      if (Date.now() >= giveUpAt) {
-        throw new HostError(`volume ${volume.name} is attached as ${requested} but no device for ${volume.id} appeared on this node`, { volumeId: volume.id, device: requested });
-      }
-      await delay(wait);
-    }
-  }
-
-  /** Invariant 2: the device must be the volume, and only a blank device is formatted. */
-  private async mountDevice(volume: EbsVolume, device: string, mountpoint: string, log: Logger): Promise<void> {
-    const { host } = this.deps;
-    const context = { volumeId: volume.id, device };
-    const mounted = await host.mountAt(mountpoint);
-    if (mounted) {
-      if (mounted.source === device) return;
-      throw new DataSafetyError(`${mountpoint} has ${mounted.source} mounted, not ${device} of volume ${volume.id}`, context);
-    }
-    const serial = await host.readSerial(device);
-    if (serial !== undefined && serial.replace('-', '') !== volume.id.replace('-', '')) {
-      throw new DataSafetyError(`device ${device} has serial ${serial}, not volume ${volume.id}; refusing to format or mount it`, context);
-    }
-    const probe = await host.probe(device);
-    let fs = volume.fs;
-    if (!probe.hasSignature) {
-      log.info({ ...context, fs }, 'blank device: formatting');
-      await host.mkfs(device, fs);
-    } else if (isFilesystem(probe.fstype)) {
-      if (probe.fstype !== fs) log.warn({ ...context, tagged: fs, found: probe.fstype }, 'filesystem differs from the volume tag; mounting what is there');
-      fs = probe.fstype;
-      await host.fsck(device, fs);
-    } else {
-      throw new DataSafetyError(`device ${device} of volume ${volume.id} holds ${probe.detail}, not an ext4 or xfs filesystem; refusing to format or mount it`, context);
-    }
-    await host.mount(device, mountpoint, fs, volume.mountopts);
   }
 
   // ---- Unmount ------------------------------------------------------------------------------

@@ -1,0 +1,55 @@
+import type { Host } from '../../host/host.js';
+import { DataSafetyError, HostError } from '../../plugin/errors.js';
+import type { Logger } from '../../plugin/log.js';
+import { FILESYSTEMS, type Filesystem } from '../../plugin/options.js';
+import { delay } from '../../aws/delay.js';
+import type { EbsVolume } from './volume-record.js';
+
+function isFilesystem(fstype: string | undefined): fstype is Filesystem {
+  return (FILESYSTEMS as readonly string[]).includes(fstype ?? '');
+}
+
+/** The node's device for the volume: by volume id (Nitro), else the requested name (Xen). It may lag the attach. */
+export async function waitForDevice(host: Host, volume: EbsVolume, requested: string, giveUpAt: number, pollMs: number): Promise<string> {
+  for (let wait = Math.max(10, pollMs / 4); ; wait = Math.min(wait * 2, 2000)) {
+    const device = await host.findDevice(volume.id, requested || undefined);
+    if (device) return device;
+    if (Date.now() >= giveUpAt) {
+      throw new HostError(`volume ${volume.name} is attached as ${requested} but no device for ${volume.id} appeared on this node`, {
+        volumeId: volume.id,
+        device: requested,
+      });
+    }
+    await delay(wait);
+  }
+}
+
+/**
+ * Invariant 2: the device must be the volume (NVMe serial, where readable), only a blank device is
+ * formatted, and one with a filesystem is checked, then mounted as it is.
+ */
+export async function prepareAndMount(host: Host, volume: EbsVolume, device: string, mountpoint: string, log: Logger): Promise<void> {
+  const context = { volumeId: volume.id, device };
+  const mounted = await host.mountAt(mountpoint);
+  if (mounted) {
+    if (mounted.source === device) return;
+    throw new DataSafetyError(`${mountpoint} has ${mounted.source} mounted, not ${device} of volume ${volume.id}`, context);
+  }
+  const serial = await host.readSerial(device);
+  if (serial !== undefined && serial.replace('-', '') !== volume.id.replace('-', '')) {
+    throw new DataSafetyError(`device ${device} has serial ${serial}, not volume ${volume.id}; refusing to format or mount it`, context);
+  }
+  const probe = await host.probe(device);
+  let fs = volume.fs;
+  if (!probe.hasSignature) {
+    log.info({ ...context, fs }, 'blank device: formatting');
+    await host.mkfs(device, fs);
+  } else if (isFilesystem(probe.fstype)) {
+    if (probe.fstype !== fs) log.warn({ ...context, tagged: fs, found: probe.fstype }, 'filesystem differs from the volume tag; mounting what is there');
+    fs = probe.fstype;
+    await host.fsck(device, fs);
+  } else {
+    throw new DataSafetyError(`device ${device} of volume ${volume.id} holds ${probe.detail}, not an ext4 or xfs filesystem; refusing to format or mount it`, context);
+  }
+  await host.mount(device, mountpoint, fs, volume.mountopts);
+}
