@@ -2,7 +2,7 @@ import { chmod, chown, mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Cloud } from './cloud.js';
 import { ApiError } from './errors.js';
-import { ACCOUNT_ID, newId, writeAtomic, type AccessPoint, type EfsTag, type FileSystem, type MountTarget } from './state.js';
+import { ACCOUNT_ID, VPC_ID, newId, writeAtomic, type AccessPoint, type EfsTag, type FileSystem, type MountTarget } from './state.js';
 
 /**
  * The EFS REST-JSON API. A file system is the folder `DIR/efs/<fs-id>/`; an access point's root
@@ -11,7 +11,6 @@ import { ACCOUNT_ID, newId, writeAtomic, type AccessPoint, type EfsTag, type Fil
  */
 
 export interface EfsRequest {
-  method: string;
   /** path below `/2015-02-01/` */
   path: string;
   query: URLSearchParams;
@@ -122,7 +121,7 @@ export class Efs {
       NetworkInterfaceId: `eni-${mt.id.slice('fsmt-'.length)}`,
       AvailabilityZoneId: subnet?.zoneId,
       AvailabilityZoneName: mt.zone,
-      VpcId: 'vpc-0000000000000000a',
+      VpcId: VPC_ID,
     };
   }
 

@@ -15,10 +15,7 @@ export interface FaultSpec {
 export class Faults {
   private spec: FaultSpec = {};
 
-  constructor(
-    spec: FaultSpec = {},
-    private readonly random: () => number = Math.random,
-  ) {
+  constructor(spec: FaultSpec = {}) {
     this.set(spec);
   }
 
@@ -33,12 +30,12 @@ export class Faults {
   throttled(action: string): boolean {
     const rate = this.spec.throttleRate;
     const p = typeof rate === 'number' ? rate : (rate?.[action] ?? 0);
-    return p > 0 && this.random() < p;
+    return p > 0 && Math.random() < p;
   }
 
   serverError(): boolean {
     const p = this.spec.serverErrorRate ?? 0;
-    return p > 0 && this.random() < p;
+    return p > 0 && Math.random() < p;
   }
 
   /** Whether the attachment being made now should stick; counts down a numeric budget. */

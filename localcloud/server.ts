@@ -93,7 +93,7 @@ export function createLocalcloudServer(cloud: Cloud, logError: ErrorLog): Server
       } catch {
         throw new ApiError('BadRequest', 'The request body is not valid JSON', 400);
       }
-      const out = await call(() => efs.handle(op, { method: req.method ?? '', path, query: url.searchParams, body }));
+      const out = await call(() => efs.handle(op, { path, query: url.searchParams, body }));
       reply(out.status, out.body);
     } catch (err) {
       if (!(err instanceof ApiError)) logError(err);

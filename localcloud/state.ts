@@ -155,6 +155,8 @@ export interface CloudState {
 }
 
 export const ACCOUNT_ID = '123456789012';
+/** the default VPC every subnet belongs to */
+export const VPC_ID = 'vpc-0000000000000000a';
 
 /** AWS-looking ids: prefix and 17 hex digits. */
 export function newId(prefix: string): string {

@@ -2,10 +2,10 @@ import { mkdir } from 'node:fs/promises';
 import { isoNow, type Cloud } from '../cloud.js';
 import { ApiError } from '../errors.js';
 import type { Params } from '../query.js';
-import { ACCOUNT_ID, newId, type Instance, type InstanceState, type Subnet } from '../state.js';
+import { ACCOUNT_ID, VPC_ID, newId, type Instance, type InstanceState, type Subnet } from '../state.js';
 import type { XmlValue } from '../xml.js';
 import { applyFilters, byIds, page, type FilterFields } from './filters.js';
-import { instanceStateXml, instanceXml, VPC_ID } from './shapes.js';
+import { instanceStateXml, instanceXml } from './shapes.js';
 import { specifiedTags, tagSet } from './tags.js';
 
 function subnetOf(cloud: Cloud, zone: string): Subnet {

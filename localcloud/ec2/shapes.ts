@@ -1,11 +1,9 @@
 import type { Cloud } from '../cloud.js';
-import { ACCOUNT_ID, type Instance, type InstanceState, type Snapshot, type Volume } from '../state.js';
+import { ACCOUNT_ID, VPC_ID, type Instance, type InstanceState, type Snapshot, type Volume } from '../state.js';
 import type { XmlValue } from '../xml.js';
 import { tagSet } from './tags.js';
 
 /** Resources as EC2 renders them, element names as in the EC2 API reference. */
-
-export const VPC_ID = 'vpc-0000000000000000a';
 
 export function volumeStatus(v: Volume): string {
   return v.state === 'available' && v.attachment ? 'in-use' : v.state;
