@@ -1,0 +1,122 @@
+import { DescribeInstancesCommand, RunInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import path from 'node:path';
+import { CallCounter } from '../aws/call-counter.js';
+import { createAwsClients } from '../aws/clients.js';
+import { resolveNodeIdentity, type NodeIdentity } from '../aws/identity.js';
+import type { Driver } from '../drivers/driver.js';
+import { createEbsDriver, type EbsDriver } from '../drivers/ebs/ebs-driver.js';
+import { createLinuxHost } from '../host/linux-host.js';
+import { startLocalcloud, type Localcloud } from '../localcloud/index.js';
+import { Paths } from '../localcloud/paths.js';
+import type { Config } from '../plugin/config.js';
+import { DeferredDriver } from '../plugin/deferred-driver.js';
+import type { Logger } from '../plugin/log.js';
+import type { Backing } from '../plugin/options.js';
+
+/** What the plugin runs on: its drivers, the backings it lacks and why, and how to shut it all down. */
+export interface Backend {
+  drivers: Driver[];
+  unavailable: Partial<Record<Backing, string>>;
+  counter: CallCounter;
+  close(): Promise<void>;
+}
+
+/** localcloud accepts any signature; the SDK still wants credentials to sign with. */
+const LOCAL_CREDENTIALS = { accessKeyId: 'localcloud', secretAccessKey: 'localcloud' };
+const EMBEDDED_NODE_TAG = 'stowage:embedded-node';
+const SHARED_NOT_BUILT = 'shared volumes (EFS, NFS) are not in this build yet; use --opt backing=relocatable';
+
+/** Where the plugin's AWS calls go and which instance it is, before any call is made. */
+interface CloudTarget {
+  endpointUrl: string | undefined;
+  credentials: typeof LOCAL_CREDENTIALS | undefined;
+  /** Known up front for an embedded localcloud; otherwise from configuration or IMDS. */
+  identity?: () => Promise<NodeIdentity>;
+  deviceDir: (instanceId: string) => string;
+  pollInitialMs: number;
+}
+
+/**
+ * The one instance an embedded localcloud runs for this node, found by tag so a restart keeps the
+ * same instance (and the volumes attached to it).
+ */
+async function embeddedInstance(ec2: EC2Client, zone: string): Promise<string> {
+  const found = await ec2.send(new DescribeInstancesCommand({
+    Filters: [{ Name: `tag:${EMBEDDED_NODE_TAG}`, Values: ['true'] }, { Name: 'instance-state-name', Values: ['pending', 'running'] }],
+  }));
+  const existing = found.Reservations?.flatMap((r) => r.Instances ?? [])[0]?.InstanceId;
+  if (existing) return existing;
+  const run = await ec2.send(new RunInstancesCommand({
+    MinCount: 1, MaxCount: 1, ImageId: 'ami-stowage', InstanceType: 't3.medium',
+    Placement: { AvailabilityZone: zone },
+    TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: EMBEDDED_NODE_TAG, Value: 'true' }] }],
+  }));
+  const id = run.Instances?.[0]?.InstanceId;
+  if (!id) throw new Error('embedded localcloud did not return an instance');
+  return id;
+}
+
+async function cloudTarget(config: Config, log: Logger): Promise<{ target: CloudTarget; localcloud?: Localcloud }> {
+  if (config.backend === 'aws') {
+    return { target: { endpointUrl: config.endpointUrl, credentials: undefined, deviceDir: () => config.deviceDir, pollInitialMs: 1000 } };
+  }
+  if (config.localcloudUrl !== undefined) {
+    const paths = new Paths(config.localcloudDir!);
+    return {
+      target: { endpointUrl: config.localcloudUrl, credentials: LOCAL_CREDENTIALS, deviceDir: (id) => paths.deviceDir(id), pollInitialMs: 100 },
+    };
+  }
+  const localcloud = await startLocalcloud({ dir: path.join(config.stateDir, 'localcloud'), ...(config.region && { region: config.region }) });
+  log.info({ url: localcloud.url, dir: localcloud.dir, zones: localcloud.zones }, 'embedded localcloud started (STOWAGE_BACKEND=local): volumes are sparse files on loop devices');
+  const zone = localcloud.zones[0]!;
+  const identity = async (): Promise<NodeIdentity> => {
+    const { ec2 } = createAwsClients({ region: localcloud.region, endpointUrl: localcloud.url, credentials: LOCAL_CREDENTIALS });
+    return { instanceId: await embeddedInstance(ec2, zone), zone, region: localcloud.region };
+  };
+  return {
+    localcloud,
+    target: { endpointUrl: localcloud.url, credentials: LOCAL_CREDENTIALS, identity, deviceDir: (id) => localcloud.deviceDir(id), pollInitialMs: 50 },
+  };
+}
+
+/**
+ * Wires the drivers for the configured backend. Only the endpoint, credentials, identity and device
+ * folder differ between AWS and localcloud: the drivers run the same code on both.
+ */
+export async function openBackend(config: Config, log: Logger): Promise<Backend> {
+  const { target, localcloud } = await cloudTarget(config, log);
+  const counter = new CallCounter();
+  let ebs: EbsDriver | undefined;
+
+  const startEbs = async (): Promise<Driver> => {
+    const identity = target.identity
+      ? await target.identity()
+      : await resolveNodeIdentity({ instanceId: config.instanceId, az: config.az, region: config.region });
+    const { ec2 } = createAwsClients({
+      region: config.region ?? identity.region,
+      endpointUrl: target.endpointUrl,
+      ...(target.credentials && { credentials: target.credentials }),
+    });
+    const deviceDir = target.deviceDir(identity.instanceId);
+    const driverLog = log.child({ backing: 'relocatable' });
+    ebs = createEbsDriver({
+      ec2, counter, log: driverLog, identity, cluster: config.cluster, mountRoot: config.mountRoot,
+      host: createLinuxHost({ deviceDir, log: driverLog }),
+      fenceAfterMs: config.fenceAfterMs, pollInitialMs: target.pollInitialMs,
+    });
+    ebs.start();
+    driverLog.info({ instance: identity.instanceId, zone: identity.zone, region: identity.region, deviceDir }, 'relocatable driver ready');
+    return ebs;
+  };
+
+  return {
+    drivers: [new DeferredDriver('relocatable', config.mountRoot, startEbs)],
+    unavailable: { shared: SHARED_NOT_BUILT, nfs: SHARED_NOT_BUILT },
+    counter,
+    close: async () => {
+      ebs?.stop();
+      // Attachments stay: volumes mounted by this node must survive a plugin restart.
+      await localcloud?.stop({ release: false });
+    },
+  };
+}
