@@ -129,7 +129,7 @@ export class VolumeService {
         throw new InvalidRequestError('the client closed the connection before the mount finished', { volume: name });
       }
       await this.deps.refcounts.add(name, id, existing.backing, mountpoint);
-      log.info({ mountpoint, backing: existing.backing }, 'volume mounted');
+      log.info({ mountpoint, backing: existing.backing }, 'first reference taken; volume mounted');
       return mountpoint;
     }, ctx.deadline, `volume ${name} is busy with another operation on this node; retry`);
   }
