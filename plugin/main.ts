@@ -50,6 +50,7 @@ export async function startPlugin(options: PluginOptions): Promise<RunningPlugin
     service,
     close: () =>
       new Promise<void>((resolve) => {
+        service.close();
         server.close(() => resolve());
         server.closeAllConnections();
       }),

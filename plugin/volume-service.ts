@@ -1,6 +1,7 @@
 import type { Driver, OperationContext, VolumeInfo } from '../drivers/driver.js';
 import {
   InvalidNameError,
+  PendingError,
   InvalidRequestError,
   UnsupportedError,
   VolumeBusyError,
@@ -39,6 +40,11 @@ export interface VolumeServiceDeps {
   mountTimeoutMs: number;
   /** The same for the other calls, which dockerd gives 1 minute. */
   requestTimeoutMs?: number;
+  /**
+   * A Mount that answered "pending" leaves its work running; if no Mount claims the result within
+   * this time (Swarm placed the task elsewhere), the volume is let go so another node can have it.
+   */
+  unclaimedGraceMs?: number;
   /** Why a backing has no driver on this node, for the error a Create of it gets. */
   unavailableBackings?: Partial<Record<Backing, string>>;
 }
@@ -60,6 +66,7 @@ export class VolumeService {
   private readonly lock = new KeyedLock();
   private readonly drivers: Map<Backing, Driver>;
   private readonly requestTimeoutMs: number;
+  private readonly unclaimed = new Map<string, NodeJS.Timeout>();
 
   constructor(private readonly deps: VolumeServiceDeps) {
     this.drivers = new Map(deps.drivers.map((d) => [d.backing, d]));
@@ -121,7 +128,14 @@ export class VolumeService {
       const existing = await this.find(name, ctx);
       if (!existing) throw new VolumeNotFoundError(name);
       const driver = this.driverFor(existing.backing);
-      const mountpoint = await driver.mount(name, ctx);
+      this.cancelRelease(name);
+      let mountpoint: string;
+      try {
+        mountpoint = await driver.mount(name, ctx);
+      } catch (err) {
+        if (err instanceof PendingError) this.releaseIfUnclaimed(name, driver);
+        throw err;
+      }
       if (signal?.aborted) {
         // dockerd gave up on this Mount and will never Unmount its ID: keep nothing mounted for it.
         log.warn('client went away before the mount answered; undoing the mount');
@@ -178,6 +192,35 @@ export class VolumeService {
     const ctx = this.context(this.deps.log.child({ op: 'list' }), this.requestTimeoutMs);
     const all = await Promise.all([...this.drivers.values()].map((d) => d.list(ctx)));
     return all.flat().map((info) => this.view(info));
+  }
+
+  /** Stops the timers of pending Mounts (the plugin is shutting down). */
+  close(): void {
+    for (const timer of this.unclaimed.values()) clearTimeout(timer);
+    this.unclaimed.clear();
+  }
+
+  private cancelRelease(name: string): void {
+    clearTimeout(this.unclaimed.get(name));
+    this.unclaimed.delete(name);
+  }
+
+  private releaseIfUnclaimed(name: string, driver: Driver): void {
+    const graceMs = this.deps.unclaimedGraceMs ?? 60_000;
+    const timer = setTimeout(() => {
+      this.unclaimed.delete(name);
+      const log = this.deps.log.child({ volume: name, op: 'release-unclaimed' });
+      const ctx = this.context(log, this.requestTimeoutMs);
+      this.lock
+        .run(name, async () => {
+          if (this.deps.refcounts.count(name) > 0) return;
+          log.warn({ graceMs }, 'a Mount answered pending and no Mount claimed the volume since; letting it go');
+          await driver.unmount(name, ctx);
+        }, ctx.deadline)
+        .catch((err: unknown) => log.error({ err }, 'could not let go of an unclaimed volume'));
+    }, graceMs);
+    timer.unref();
+    this.unclaimed.set(name, timer);
   }
 
   private view(info: VolumeInfo): VolumeView {

@@ -7,6 +7,8 @@ export class MemoryDriver implements Driver {
   readonly calls: string[] = [];
   mountDelayMs = 0;
   failUnmount: Error | undefined;
+  /** The next Mount fails with this (e.g. a PendingError while work goes on). */
+  failMount: Error | undefined;
 
   constructor(readonly backing: Backing = 'relocatable') {}
 
@@ -31,6 +33,9 @@ export class MemoryDriver implements Driver {
 
   async mount(name: string, ctx: OperationContext): Promise<string> {
     this.calls.push(`mount ${name}`);
+    const failure = this.failMount;
+    this.failMount = undefined;
+    if (failure) throw failure;
     if (this.mountDelayMs > 0) await new Promise((r) => setTimeout(r, this.mountDelayMs));
     ctx.log.debug('mounted');
     return this.mountpointOf(name);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { VolumeService } from '../../../plugin/volume-service.js';
 import { RefcountStore } from '../../../plugin/refcounts.js';
 import { silentLogger } from '../../../plugin/log.js';
-import { HostError, InvalidNameError, InvalidOptionError, UnsupportedError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../../../plugin/errors.js';
+import { HostError, PendingError, InvalidNameError, InvalidOptionError, UnsupportedError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../../../plugin/errors.js';
 import { MemoryDriver } from './memory-driver.js';
 
 describe('VolumeService', () => {
@@ -20,10 +20,13 @@ describe('VolumeService', () => {
     await refcounts.load(async () => true);
     service = new VolumeService({
       drivers: [driver], refcounts, log: silentLogger, defaultBacking: 'relocatable', mountTimeoutMs: 1000,
-      unavailableBackings: { shared: 'set STOWAGE_EFS_ID' },
+      unavailableBackings: { shared: 'set STOWAGE_EFS_ID' }, unclaimedGraceMs: 30,
     });
   });
-  afterEach(() => rm(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    service.close();
+    await rm(dir, { recursive: true, force: true });
+  });
 
   test.each(['', '.hidden', '-x', '../etc', 'a/b', 'a'.repeat(129), 'naïve', 'a b'])('refuses the name %j', async (name) => {
     await expect(service.create(name, {})).rejects.toBeInstanceOf(name === '' ? Error : InvalidNameError);
@@ -126,5 +129,23 @@ describe('VolumeService', () => {
     await expect(service.mount('db', 42)).rejects.toThrow('ID is missing');
     await expect(service.mount('db', '../../x')).rejects.toThrow('invalid mount ID');
     expect(driver.calls).toEqual(['create db']);
+  });
+
+  test('a volume whose pending Mount is never claimed is let go after the grace time', async () => {
+    await service.create('db', {});
+    driver.failMount = new PendingError('still attaching');
+    await expect(service.mount('db', 'a')).rejects.toBeInstanceOf(PendingError);
+    await new Promise((r) => setTimeout(r, 80));
+    expect(driver.calls).toEqual(['create db', 'mount db', 'unmount db']);
+  });
+
+  test('a pending Mount claimed by a later Mount is kept', async () => {
+    await service.create('db', {});
+    driver.failMount = new PendingError('still attaching');
+    await expect(service.mount('db', 'a')).rejects.toBeInstanceOf(PendingError);
+    await service.mount('db', 'b');
+    await new Promise((r) => setTimeout(r, 80));
+    expect(driver.calls).toEqual(['create db', 'mount db', 'mount db']);
+    expect(refcounts.count('db')).toBe(1);
   });
 });
