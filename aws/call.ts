@@ -38,14 +38,14 @@ export async function callAws<T>(
   const context = options.context ?? {};
   try {
     return await pRetry(
-      async () => {
+      async (attempt) => {
         try {
           const result = await send();
-          counter.record(operation, 'ok');
+          counter.record(operation, 'ok', attempt);
           return result;
         } catch (err) {
           const kind = classifyFailure(err);
-          counter.record(operation, kind === 'throttled' ? 'throttled' : 'error');
+          counter.record(operation, kind === 'throttled' ? 'throttled' : 'error', attempt);
           if (kind === 'permanent') throw new AbortError(toCloudError(err, operation, context));
           throw err;
         }

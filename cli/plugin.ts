@@ -2,6 +2,7 @@ import { loadConfig, type Config } from '../plugin/config.js';
 import { ConfigError } from '../plugin/errors.js';
 import { createLogger } from '../plugin/log.js';
 import { startPlugin } from '../plugin/main.js';
+import { Metrics } from '../plugin/metrics.js';
 import { openBackend } from './backend.js';
 
 const USAGE = `Usage: stowage plugin [--default-backend aws|local]
@@ -44,7 +45,12 @@ export async function pluginCommand(argv: string[]): Promise<number> {
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
 
   const backend = await openBackend(config, log);
-  const plugin = await startPlugin({ config, drivers: backend.drivers, log, unavailableBackings: backend.unavailable });
+  // Off unless STOWAGE_METRICS_ADDR is set; then it sees every AWS call the backend counts.
+  const metrics = config.metricsAddr ? new Metrics() : undefined;
+  metrics?.watchCalls(backend.counter);
+  const plugin = await startPlugin({
+    config, drivers: backend.drivers, log, unavailableBackings: backend.unavailable, ...(metrics && { metrics }),
+  });
 
   await new Promise<void>((resolve) => {
     const stop = (signal: NodeJS.Signals) => {

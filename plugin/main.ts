@@ -3,6 +3,7 @@ import type { Driver } from '../drivers/driver.js';
 import { readMountinfo } from '../host/mountinfo.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
+import type { Metrics, MetricsServer } from './metrics.js';
 import type { Backing } from './options.js';
 import { RefcountStore } from './refcounts.js';
 import { createProtocolApp, listenOnSocket } from './server.js';
@@ -15,6 +16,8 @@ export interface PluginOptions {
   unavailableBackings?: Partial<Record<Backing, string>>;
   /** Whether something is mounted at a path; the kernel's mountinfo unless a test says otherwise. */
   isMounted?: (mountpoint: string) => Promise<boolean>;
+  /** Served on config.metricsAddr; requests are timed and the drivers instrumented. */
+  metrics?: Metrics;
 }
 
 export interface RunningPlugin {
@@ -32,7 +35,8 @@ async function mountedInKernel(mountpoint: string): Promise<boolean> {
  * gives a plugin about 12 s to open its socket, so the cloud is reached lazily by the drivers.
  */
 export async function startPlugin(options: PluginOptions): Promise<RunningPlugin> {
-  const { config, drivers, log } = options;
+  const { config, log, metrics } = options;
+  const drivers = metrics ? options.drivers.map((d) => metrics.instrument(d)) : options.drivers;
   const refcounts = new RefcountStore(config.stateDir, log);
   await refcounts.load(options.isMounted ?? mountedInKernel);
   const service = new VolumeService({
@@ -43,16 +47,23 @@ export async function startPlugin(options: PluginOptions): Promise<RunningPlugin
     mountTimeoutMs: config.mountTimeoutMs,
     ...(options.unavailableBackings && { unavailableBackings: options.unavailableBackings }),
   });
-  const server: Server = await listenOnSocket(createProtocolApp(service, log), config.socket);
+  const server: Server = await listenOnSocket(createProtocolApp(service, log, metrics?.trackRequest), config.socket);
   log.info({ socket: config.socket, backings: drivers.map((d) => d.backing), cluster: config.cluster }, 'plugin listening');
+  let metricsServer: MetricsServer | undefined;
+  if (metrics && config.metricsAddr) {
+    metricsServer = await metrics.listen(config.metricsAddr);
+    log.info({ url: metricsServer.url }, 'metrics served');
+  }
   return {
     socket: config.socket,
     service,
-    close: () =>
-      new Promise<void>((resolve) => {
+    close: async () => {
+      await metricsServer?.close();
+      await new Promise<void>((resolve) => {
         service.close();
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+    },
   };
 }

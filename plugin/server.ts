@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import { describeError, InvalidRequestError, StowageError } from './errors.js';
 import type { Logger } from './log.js';
+import type { RequestTracker } from './metrics.js';
 import type { VolumeView } from './volume-service.js';
 
 const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
@@ -61,8 +62,10 @@ function reply(res: Response, status: number, body: unknown): void {
   res.status(status).type(CONTENT_TYPE).send(JSON.stringify(body));
 }
 
-/** The docker.volumedriver/1.0 protocol as an express app. */
-export function createProtocolApp(volumes: VolumeHandler, log: Logger): express.Express {
+const untracked: RequestTracker = (_endpoint, work) => work();
+
+/** The docker.volumedriver/1.0 protocol as an express app; `track` times each request (metrics). */
+export function createProtocolApp(volumes: VolumeHandler, log: Logger, track: RequestTracker = untracked): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.disable('etag');
@@ -80,10 +83,12 @@ export function createProtocolApp(volumes: VolumeHandler, log: Logger): express.
       });
       const volume = typeof (body as Body).Name === 'string' ? ((body as Body).Name as string).slice(0, 128) : undefined;
       try {
-        if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-          throw new InvalidRequestError('request body must be a JSON object');
-        }
-        const answer = await handle(body as Body, aborted.signal);
+        const answer = await track(route, () => {
+          if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+            throw new InvalidRequestError('request body must be a JSON object');
+          }
+          return handle(body as Body, aborted.signal);
+        });
         reply(res, 200, answer);
         log.debug({ endpoint: route, volume, ms: Date.now() - started }, 'request served');
       } catch (err) {
