@@ -92,7 +92,9 @@ export class VolumeWaiter {
   private schedule(): void {
     if (this.polling || this.waiters.size === 0) return;
     const at = Math.min(...[...this.waiters].map((w) => w.dueAt));
-    if (this.tick && this.tick.at <= at) return;
+    // A waiter joins a poll already planned a little after its own due time rather than adding
+    // one: Mounts started together then share every DescribeVolumes instead of staggering them.
+    if (this.tick && this.tick.at <= at + this.initialDelayMs / 2) return;
     if (this.tick) clearTimeout(this.tick.timer);
     this.tick = { at, timer: setTimeout(() => void this.poll(), Math.max(0, at - Date.now())) };
   }
