@@ -6,6 +6,7 @@ import { resolveNodeIdentity, type NodeIdentity } from '../aws/identity.js';
 import type { Driver } from '../drivers/driver.js';
 import { createEbsDriver, type EbsDriver } from '../drivers/ebs/ebs-driver.js';
 import { createLinuxHost } from '../host/linux-host.js';
+import { sharedDrivers } from './shared-drivers.js';
 import { startLocalcloud, type Localcloud } from '../localcloud/index.js';
 import { Paths } from '../localcloud/paths.js';
 import type { Config } from '../plugin/config.js';
@@ -24,7 +25,6 @@ export interface Backend {
 /** localcloud accepts any signature; the SDK still wants credentials to sign with. */
 const LOCAL_CREDENTIALS = { accessKeyId: 'localcloud', secretAccessKey: 'localcloud' };
 const EMBEDDED_NODE_TAG = 'stowage:embedded-node';
-const SHARED_NOT_BUILT = 'shared volumes (EFS, NFS) are not in this build yet; use --opt backing=relocatable';
 
 /** Where the plugin's AWS calls go and which instance it is, before any call is made. */
 interface CloudTarget {
@@ -34,6 +34,10 @@ interface CloudTarget {
   identity?: () => Promise<NodeIdentity>;
   deviceDir: (instanceId: string) => string;
   pollInitialMs: number;
+  /** localcloud's mount-target table: EFS and NFS shares are bind-mounted from its folders. */
+  mountTargetsFile?: string;
+  /** An embedded localcloud makes its own EFS file system when STOWAGE_EFS_ID is unset. */
+  embedded?: boolean;
 }
 
 /**
@@ -63,7 +67,10 @@ async function cloudTarget(config: Config, log: Logger): Promise<{ target: Cloud
   if (config.localcloudUrl !== undefined) {
     const paths = new Paths(config.localcloudDir!);
     return {
-      target: { endpointUrl: config.localcloudUrl, credentials: LOCAL_CREDENTIALS, deviceDir: (id) => paths.deviceDir(id), pollInitialMs: 100 },
+      target: {
+        endpointUrl: config.localcloudUrl, credentials: LOCAL_CREDENTIALS, deviceDir: (id) => paths.deviceDir(id), pollInitialMs: 100,
+        mountTargetsFile: paths.mountTargetsFile,
+      },
     };
   }
   const localcloud = await startLocalcloud({ dir: path.join(config.stateDir, 'localcloud'), ...(config.region && { region: config.region }) });
@@ -75,7 +82,10 @@ async function cloudTarget(config: Config, log: Logger): Promise<{ target: Cloud
   };
   return {
     localcloud,
-    target: { endpointUrl: localcloud.url, credentials: LOCAL_CREDENTIALS, identity, deviceDir: (id) => localcloud.deviceDir(id), pollInitialMs: 50 },
+    target: {
+      endpointUrl: localcloud.url, credentials: LOCAL_CREDENTIALS, identity, deviceDir: (id) => localcloud.deviceDir(id), pollInitialMs: 50,
+      mountTargetsFile: new Paths(localcloud.dir).mountTargetsFile, embedded: true,
+    },
   };
 }
 
@@ -87,16 +97,28 @@ export async function openBackend(config: Config, log: Logger): Promise<Backend>
   const { target, localcloud } = await cloudTarget(config, log);
   const counter = new CallCounter();
   let ebs: EbsDriver | undefined;
+  // One identity for every driver; a failed lookup (IMDS unreachable for a moment) is tried again.
+  let identityOnce: Promise<NodeIdentity> | undefined;
+  const nodeIdentity = (): Promise<NodeIdentity> => {
+    identityOnce ??= (target.identity ? target.identity() : resolveNodeIdentity({ instanceId: config.instanceId, az: config.az, region: config.region }))
+      .catch((err: unknown) => {
+        identityOnce = undefined;
+        throw err;
+      });
+    return identityOnce;
+  };
+  const clients = (identity: NodeIdentity) => createAwsClients({
+    region: config.region ?? identity.region,
+    endpointUrl: target.endpointUrl,
+    ...(target.credentials && { credentials: target.credentials }),
+  });
+  const shared = sharedDrivers({
+    config, log, counter, identity: nodeIdentity, clients, mountTargetsFile: target.mountTargetsFile, embedded: target.embedded ?? false, pollInitialMs: target.pollInitialMs,
+  });
 
   const startEbs = async (): Promise<Driver> => {
-    const identity = target.identity
-      ? await target.identity()
-      : await resolveNodeIdentity({ instanceId: config.instanceId, az: config.az, region: config.region });
-    const { ec2 } = createAwsClients({
-      region: config.region ?? identity.region,
-      endpointUrl: target.endpointUrl,
-      ...(target.credentials && { credentials: target.credentials }),
-    });
+    const identity = await nodeIdentity();
+    const { ec2 } = clients(identity);
     const deviceDir = target.deviceDir(identity.instanceId);
     const driverLog = log.child({ backing: 'relocatable' });
     ebs = createEbsDriver({
@@ -110,11 +132,12 @@ export async function openBackend(config: Config, log: Logger): Promise<Backend>
   };
 
   return {
-    drivers: [new DeferredDriver('relocatable', config.mountRoot, startEbs)],
-    unavailable: { shared: SHARED_NOT_BUILT, nfs: SHARED_NOT_BUILT },
+    drivers: [new DeferredDriver('relocatable', config.mountRoot, startEbs), ...shared.drivers],
+    unavailable: {},
     counter,
     close: async () => {
       ebs?.stop();
+      await shared.close();
       // Attachments stay: volumes mounted by this node must survive a plugin restart.
       await localcloud?.stop({ release: false });
     },

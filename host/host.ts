@@ -23,6 +23,9 @@ export interface MountEntry {
   options: string;
 }
 
+/** `nfs4`: the kernel's client; `efs`: the EFS mount helper. */
+export type NfsMountType = 'nfs4' | 'efs';
+
 export interface UnmountOptions {
   /** umount that takes longer (a hung NFS server) is abandoned for `umount -l`, with a warning. */
   timeoutMs?: number;
@@ -52,8 +55,11 @@ export interface Host {
   mount(device: string, target: string, fs: Filesystem, options: readonly string[]): Promise<void>;
   /** Bind-mounts a folder (an emulated EFS/NFS export where the kernel has no NFS client). */
   bindMount(source: string, target: string): Promise<void>;
-  /** Mounts an NFS export. */
-  mountNfs(source: string, target: string, options: readonly string[]): Promise<void>;
+  /**
+   * Mounts an NFS export. `efs` goes through the EFS mount helper (amazon-efs-utils: TLS, access
+   * points), whose source is `fs-id:/path`.
+   */
+  mountNfs(source: string, target: string, options: readonly string[], type?: NfsMountType): Promise<void>;
   /** sync + umount. A busy target is a HostError that names what holds it; nothing else is done then. */
   unmount(target: string, options?: UnmountOptions): Promise<void>;
   /** Current mounts, from /proc/self/mountinfo. */

@@ -183,7 +183,7 @@ export function createLinuxHost(options: LinuxHostOptions): Host {
       log.info({ source, target }, 'bind-mounted');
     },
 
-    async mountNfs(source, target, mountOptions) {
+    async mountNfs(source, target, mountOptions, type = 'nfs4') {
       if (!NFS_SOURCE.test(source)) {
         throw new HostError(`invalid NFS source ${JSON.stringify(source)}: expected host:/export`);
       }
@@ -191,9 +191,9 @@ export function createLinuxHost(options: LinuxHostOptions): Host {
       const opts = checkOptions(mountOptions);
       await mkdir(target, { recursive: true, mode: 0o755 });
       if (await alreadyMounted(target, source, async (m) => m.source === source)) return;
-      const args = ['-t', 'nfs4', ...(opts.length > 0 ? ['-o', opts.join(',')] : []), source, target];
+      const args = ['-t', type, ...(opts.length > 0 ? ['-o', opts.join(',')] : []), source, target];
       await exec('mount', args);
-      log.info({ source, target, options: opts }, 'mounted NFS export');
+      log.info({ source, target, type, options: opts }, 'mounted NFS export');
     },
 
     async unmount(target, unmountOptions: UnmountOptions = {}) {

@@ -100,7 +100,8 @@ export class RefcountStore {
   }
 }
 
-async function writeAtomically(file: string, body: string): Promise<void> {
+/** temp file, fsync, rename, fsync of the folder: a crash leaves the old or the new file. */
+export async function writeAtomically(file: string, body: string): Promise<void> {
   const temp = `${file}.${process.pid}.tmp`;
   const handle = await fs.open(temp, 'w', 0o600);
   try {

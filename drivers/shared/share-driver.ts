@@ -1,0 +1,167 @@
+import { join } from 'node:path';
+import type { Driver, OperationContext, VolumeInfo } from '../driver.js';
+import type { Host } from '../../host/host.js';
+import { VolumeNotFoundError } from '../../plugin/errors.js';
+import type { Logger } from '../../plugin/log.js';
+import type { Backing, VolumeOptions } from '../../plugin/options.js';
+import type { Mounter, ShareSource } from './mounter.js';
+import type { ShareRoots } from './share-roots.js';
+import { VolumeFolders, removedPath, volumePath, type FolderVolume } from './volume-folders.js';
+import { unmountShare } from './volume-mounts.js';
+
+/** One share volumes live on: an EFS file system, or an NFS export. */
+export interface ShareRef {
+  /** Unique per share; names its root's mount point under `.shares/`. */
+  key: string;
+  /** What every volume on this share has as options (perfmode, share). */
+  options: Partial<VolumeOptions>;
+  /** Shown in every volume's Status. */
+  status: Record<string, string>;
+}
+
+/** What differs between EFS and plain NFS: which shares exist and how to reach them from this node. */
+export interface ShareLocator {
+  readonly backing: Backing;
+  /** The shares to look on for existing volumes. */
+  known(): ShareRef[];
+  /** The share a new volume with these options goes on; a clear error when there is none. */
+  forCreate(options: VolumeOptions, ctx: OperationContext): Promise<ShareRef>;
+  /** How to mount `path` (absolute, from the share's root) on this node (EFS: through this zone's mount target). */
+  source(share: ShareRef, path: string, ctx: OperationContext): Promise<ShareSource>;
+}
+
+/** What every shared backing mounts and manages its volumes with. */
+export interface ShareBackingDeps {
+  roots: ShareRoots;
+  mounter: Mounter;
+  host: Host;
+  cluster: string;
+  mountRoot: string;
+  /** STOWAGE_SHARED_DELETE: Remove deletes the data; else it is kept under `.removed/`. */
+  sharedDelete: boolean;
+}
+
+export interface ShareDriverDeps extends ShareBackingDeps {
+  locator: ShareLocator;
+  /** How old a share's listing may be for List and Get (default 5 s). */
+  cacheTtlMs?: number;
+  now?: () => number;
+}
+
+/** A shared backing's driver: it keeps share roots mounted, which the plugin's shutdown unmounts. */
+export interface SharedDriver extends Driver {
+  close(log: Logger): Promise<void>;
+}
+
+/** What Remove does with the data, for Status and for the operator reading it. */
+export function onRemoveStatus(cluster: string, sharedDelete: boolean): string {
+  return sharedDelete
+    ? 'data deleted (STOWAGE_SHARED_DELETE=true)'
+    : `data kept under ${removedPath(cluster)}/ (set STOWAGE_SHARED_DELETE=true to delete)`;
+}
+
+/**
+ * Volumes that are directories on a share (EFS directory mode, plain NFS): many nodes mount them
+ * at once, so there is nothing to attach or fence; the directory's existence is the volume.
+ */
+export class ShareDriver implements Driver {
+  readonly backing: Backing;
+  private readonly listings = new Map<string, { at: number; volumes: Promise<FolderVolume[]> }>();
+  private readonly now: () => number;
+
+  constructor(private readonly deps: ShareDriverDeps) {
+    this.backing = deps.locator.backing;
+    this.now = deps.now ?? Date.now;
+  }
+
+  mountpointOf(name: string): string {
+    return join(this.deps.mountRoot, name);
+  }
+
+  async create(name: string, options: VolumeOptions, ctx: OperationContext): Promise<void> {
+    const share = await this.deps.locator.forCreate(options, ctx);
+    const folders = await this.folders(share, ctx);
+    const outcome = await folders.create(name, options);
+    this.listings.delete(share.key);
+    ctx.log.info({ ...share.status, uid: options.uid, gid: options.gid, mode: options.mode, outcome }, 'volume directory ready');
+  }
+
+  async get(name: string, ctx: OperationContext): Promise<VolumeInfo | undefined> {
+    for (const share of this.deps.locator.known()) {
+      const folders = await this.foldersOrNothing(share, ctx);
+      const found = await folders?.read(name);
+      if (found) return this.info(share, found);
+    }
+    return undefined;
+  }
+
+  async list(ctx: OperationContext): Promise<VolumeInfo[]> {
+    const all = await Promise.all(
+      this.deps.locator.known().map(async (share) => (await this.listing(share, ctx)).map((v) => this.info(share, v))),
+    );
+    return all.flat();
+  }
+
+  async remove(name: string, ctx: OperationContext): Promise<void> {
+    const { share, folders } = await this.locate(name, ctx);
+    const keptAt = await folders.retire(name, this.deps.sharedDelete);
+    this.listings.delete(share.key);
+    if (keptAt) ctx.log.info({ ...share.status, keptAt }, 'volume removed; its data is kept (STOWAGE_SHARED_DELETE is off)');
+    else ctx.log.info({ ...share.status }, 'volume removed with its data');
+  }
+
+  async mount(name: string, ctx: OperationContext): Promise<string> {
+    const { share } = await this.locate(name, ctx);
+    const source = await this.deps.locator.source(share, volumePath(this.deps.cluster, name), ctx);
+    const target = this.mountpointOf(name);
+    await this.deps.mounter.mount(source, target, ctx.log);
+    ctx.log.info({ ...share.status, server: source.server, path: source.path, target }, 'shared volume mounted');
+    return target;
+  }
+
+  async unmount(name: string, ctx: OperationContext): Promise<void> {
+    await unmountShare(this.deps.host, this.mountpointOf(name), ctx.deadline, ctx.log);
+  }
+
+  private async locate(name: string, ctx: OperationContext): Promise<{ share: ShareRef; folders: VolumeFolders }> {
+    for (const share of this.deps.locator.known()) {
+      const folders = await this.folders(share, ctx);
+      if (await folders.read(name)) return { share, folders };
+    }
+    throw new VolumeNotFoundError(name, { backing: this.backing });
+  }
+
+  private async folders(share: ShareRef, ctx: OperationContext): Promise<VolumeFolders> {
+    const root = await this.deps.roots.open(share.key, () => this.deps.locator.source(share, '/', ctx), ctx.log);
+    return new VolumeFolders(root, this.deps.cluster);
+  }
+
+  /** For Get and List: a share that cannot be reached hides its volumes, with a warning, instead of failing every backing's requests. */
+  private async foldersOrNothing(share: ShareRef, ctx: OperationContext): Promise<VolumeFolders | undefined> {
+    try {
+      return await this.folders(share, ctx);
+    } catch (err) {
+      ctx.log.warn({ err, ...share.status }, 'share unreachable; its volumes are not listed');
+      return undefined;
+    }
+  }
+
+  private listing(share: ShareRef, ctx: OperationContext): Promise<FolderVolume[]> {
+    const cached = this.listings.get(share.key);
+    if (cached && this.now() - cached.at < (this.deps.cacheTtlMs ?? 5000)) return cached.volumes;
+    const volumes = this.foldersOrNothing(share, ctx).then((f) => f?.list() ?? []);
+    volumes.catch(() => this.listings.delete(share.key));
+    this.listings.set(share.key, { at: this.now(), volumes });
+    return volumes;
+  }
+
+  private info(share: ShareRef, v: FolderVolume): VolumeInfo {
+    return {
+      name: v.name,
+      backing: this.backing,
+      ...(v.createdAt && { createdAt: v.createdAt }),
+      status: { ...share.status, path: volumePath(this.deps.cluster, v.name), uid: v.uid, gid: v.gid, mode: v.mode, onRemove: onRemoveStatus(this.deps.cluster, this.deps.sharedDelete) },
+      options: { ...share.options, uid: v.uid, gid: v.gid, mode: v.mode },
+    };
+  }
+}
