@@ -21,7 +21,8 @@ const PLUGIN_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 export const PLUGIN_NAME = 'stowage';
 
 export interface PluginLogLine {
-  time: number;
+  /** RFC 3339, as pino writes it. */
+  time: string;
   level: number;
   msg: string;
   volume?: string;

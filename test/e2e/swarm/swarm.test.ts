@@ -62,7 +62,8 @@ async function moveByConstraint(service: string, from: SwarmMember, to: SwarmMem
 
 /** When the node's plugin logged `msg` for the volume (epoch ms), or undefined. */
 function loggedAt(node: SwarmMember, volume: string, msg: string): number | undefined {
-  return node.pluginLog().find((l) => l.volume === volume && l.msg === msg)?.time;
+  const line = node.pluginLog().find((l) => l.volume === volume && l.msg === msg);
+  return line && Date.parse(line.time);
 }
 
 test('same zone: the task moves from n1 to n3 and finds its data; n1 unmounts before n3 mounts', async () => {
