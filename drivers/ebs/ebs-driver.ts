@@ -15,7 +15,6 @@ import type { Host, MountEntry } from '../../host/host.js';
 import {
   CloudError,
   PendingError,
-  UnsupportedError,
   VolumeBusyError,
   VolumeConflictError,
   VolumeNotFoundError,
@@ -29,11 +28,14 @@ import type { CallCounter } from '../../aws/call-counter.js';
 import { Ec2Code, hasCode, isNotFound } from '../../aws/errors.js';
 import type { NodeIdentity } from '../../aws/identity.js';
 import { VolumeWaiter, WaitTimeoutError } from '../../aws/volume-waiter.js';
+import { SnapshotStore } from '../../snapshot/snapshot-store.js';
+import { ZoneMover, describeMove, type MoveProgress, type MoveStep } from '../../snapshot/zone-move.js';
 import { DeviceNameAllocator } from './device-names.js';
 import { prepareAndMount, waitForDevice } from './prepare-device.js';
 import { Fencing } from './fencing.js';
 import { VolumeCatalog } from './volume-catalog.js';
 import {
+  Tags,
   clientToken,
   optionDifferences,
   optionsOf,
@@ -64,6 +66,12 @@ export interface EbsDriverDeps {
   cacheTtlMs?: number;
   retry?: RetryPolicy;
   now?: () => number;
+  /** STOWAGE_SNAPSHOT_ON_UNMOUNT: snapshot after a clean unmount, so a later cross-zone move skips the snapshot wait. */
+  snapshotOnUnmount?: boolean;
+  /** STOWAGE_SNAPSHOT_RETAIN: snapshots kept per volume (default 1). */
+  snapshotRetain?: number;
+  /** Tests: the cross-zone mover's crash hook (see ZoneMover). */
+  afterMoveStep?: (step: MoveStep, name: string) => Promise<void> | void;
 }
 
 export interface EbsDriver extends Driver {
@@ -89,6 +97,8 @@ interface MountProgress {
   context: ErrorContext;
   /** Set while waiting for another instance to let go: the answer then is "busy", naming it. */
   holder?: { instance: string; zone: string; reason: string };
+  /** Set while the volume moves across zones: the answer then names the stage and progress. */
+  move?: MoveProgress;
 }
 
 interface MountWork {
@@ -112,6 +122,8 @@ class EbsDriverImpl implements EbsDriver {
   private readonly waiter: VolumeWaiter;
   private readonly fencing: Fencing;
   private readonly names: DeviceNameAllocator;
+  private readonly snapshots: SnapshotStore;
+  private readonly mover: ZoneMover;
   /** One Mount's work per volume; a later Mount of the same volume joins it. */
   private readonly inflight = new Map<string, MountWork>();
 
@@ -139,6 +151,18 @@ class EbsDriverImpl implements EbsDriver {
       log: deps.log,
     });
     this.names = new DeviceNameAllocator({ now: this.now });
+    this.snapshots = new SnapshotStore({ ec2: deps.ec2, counter: deps.counter, cluster: deps.cluster, pollInitialMs: this.pollInitialMs, ...(deps.retry && { retry: deps.retry }) });
+    this.mover = new ZoneMover({
+      ec2: deps.ec2,
+      counter: deps.counter,
+      cluster: deps.cluster,
+      snapshots: this.snapshots,
+      waiter: this.waiter,
+      named: (name, deadline, log) => this.catalog.named(name, deadline, log),
+      retain: deps.snapshotRetain ?? 1,
+      ...(deps.retry && { retry: deps.retry }),
+      ...(deps.afterMoveStep && { afterStep: deps.afterMoveStep }),
+    });
   }
 
   start(): void {
@@ -159,7 +183,8 @@ class EbsDriverImpl implements EbsDriver {
     const existing = await this.catalog.lookup(name, ctx.deadline, ctx.log);
     if (existing) return this.confirmExisting(existing, options, ctx);
     const limits = EBS_LIMITS[options.ebstype];
-    const tags = volumeTags(this.deps.cluster, name, 1, options);
+    // Blank until its first attach: a cross-zone move of it then needs no snapshot.
+    const tags = [...volumeTags(this.deps.cluster, name, 1, options), ...(options.snapshot === undefined ? [{ Key: Tags.blank, Value: 'true' }] : [])];
     try {
       for (let reuse = 0; reuse < MAX_TOKEN_REUSE; reuse++) {
         const created = await this.aws('CreateVolume', ctx, { zone: this.zone }, () =>
@@ -265,6 +290,16 @@ class EbsDriverImpl implements EbsDriver {
       status.attachedTo = volume.attachment.instanceId;
       status.attachment = volume.attachment.state;
     }
+    // This node's own move knows its stage and progress; another node's shows as its unfinished copy.
+    const move = this.inflight.get(volume.name)?.progress.move;
+    if (move) {
+      status.moving = `${move.from} → ${move.to}`;
+      status.moveStage = `${move.stage}${move.percent !== undefined ? ` ${move.percent}%` : ''}`;
+    } else if (volume.movingTo) {
+      status.moving = `${volume.zone} → ${volume.movingTo.zone}`;
+      status.moveStage = volume.movingTo.state === 'creating' ? 'creating' : 'retiring';
+    }
+    if (volume.movingTo) status.moveCopy = volume.movingTo.id;
     return {
       name: volume.name,
       backing: 'relocatable',
@@ -306,11 +341,13 @@ class EbsDriverImpl implements EbsDriver {
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => {
-        const { doing, context, holder } = work.progress;
+        const { doing, context, holder, move } = work.progress;
         reject(
           holder
             ? this.heldElsewhere(context, holder)
-            : new PendingError(`mount not finished yet: still ${doing}; the work goes on, mount again to join it`, context),
+            : move
+              ? new PendingError(`${describeMove(move)}; the move goes on, mount again (on any node) to join it`, context)
+              : new PendingError(`mount not finished yet: still ${doing}; the work goes on, mount again to join it`, context),
         );
       }, Math.max(0, deadline - Date.now()));
     });
@@ -336,11 +373,12 @@ class EbsDriverImpl implements EbsDriver {
       let volume = await this.catalog.lookup(name, deadline, log);
       if (!volume) throw new VolumeNotFoundError(name);
       progress.context = { volumeId: volume.id, zone: volume.zone };
-      if (volume.zone !== this.zone) volume = await this.moveAcrossZones(volume);
       if (volume.state === 'creating') volume = await this.waitUntil(volume, (v) => v?.State !== 'creating', 'to become available', deadline, log, progress);
       if (volume.attachment && volume.attachment.instanceId !== this.me) {
         volume = await this.takeOver(volume, ctx.deadline, deadline, log, progress);
       }
+      // A copy another node is making elsewhere does not stop us: attaching here makes its move give up.
+      if (volume.zone !== this.zone) volume = await this.moveAcrossZones(volume, deadline, log, progress);
       let device: string;
       const mine = volume.attachment;
       if (mine && mine.state !== 'detaching') {
@@ -350,6 +388,8 @@ class EbsDriverImpl implements EbsDriver {
         log.info({ volumeId: volume.id, device }, 'volume already attached to this instance');
       } else {
         if (mine) await this.waitUntil(volume, (v) => !attachmentOn(v, this.me), `detached from ${this.me}`, deadline, log, progress);
+        // Its data is about to change: no snapshot holds it any more, and it is no longer blank.
+        if (volume.snapshotCurrent || volume.blank) await this.snapshots.forget(volume.id, { deadline, log });
         device = await this.attach(volume, deadline, log, progress);
       }
       progress.doing = `preparing the device of ${volume.id} (${device})`;
@@ -363,13 +403,18 @@ class EbsDriverImpl implements EbsDriver {
     }
   }
 
-  /** Seam for the cross-zone mover (snapshot → restore here → retire; its own issue). */
-  private async moveAcrossZones(volume: EbsVolume): Promise<EbsVolume> {
-    throw new UnsupportedError(
-      `volume ${volume.name} is in zone ${volume.zone} and this node is in ${this.zone}; ` +
-        `moving relocatable volumes across zones is not supported yet: run the task on a node in ${volume.zone}`,
-      { volumeId: volume.id, zone: volume.zone, nodeZone: this.zone },
-    );
+  /** Invariant 5: snapshot → copy in this zone → retire the old volume (snapshot/zone-move.ts). */
+  private async moveAcrossZones(volume: EbsVolume, deadline: number, log: Logger, progress: MountProgress): Promise<EbsVolume> {
+    const started = Date.now();
+    log.info({ volumeId: volume.id, from: volume.zone, to: this.zone }, 'volume is in another zone: moving it here');
+    const moved = await this.mover.move(volume.name, this.zone, { deadline, log }, (move) => {
+      progress.move = move;
+      progress.doing = describeMove(move);
+    });
+    progress.move = undefined;
+    progress.context = { volumeId: moved.id, zone: moved.zone };
+    log.info({ volumeId: moved.id, from: volume.zone, to: this.zone, ms: Date.now() - started }, 'volume moved across zones');
+    return moved;
   }
 
   /**
@@ -518,8 +563,31 @@ class EbsDriverImpl implements EbsDriver {
         throw new PendingError(`unmounted, but EC2 is still detaching ${volume.id} from ${this.me}; it goes on`, context);
       }
       log.info(context, 'volume unmounted and detached');
+      if (this.deps.snapshotOnUnmount) void this.snapshotAfterUnmount(volume, log);
     } finally {
       this.catalog.invalidate();
+    }
+  }
+
+  /**
+   * Invariant 6: a clean unmount and detach leave the volume's data still, so an incremental snapshot
+   * taken now holds it; a later cross-zone Mount restores from it without waiting for a snapshot. In
+   * the background: the Unmount has answered. A failure costs only that head start.
+   */
+  private async snapshotAfterUnmount(volume: EbsVolume, log: Logger): Promise<void> {
+    const step = { deadline: Date.now() + BACKGROUND_LIMIT_MS, log };
+    const started = Date.now();
+    try {
+      const taken = await this.snapshots.create(volume, 'unmount', step);
+      const current = await this.snapshots.markCurrent(volume, taken.id, step);
+      if (current !== taken.id) {
+        await this.snapshots.delete(taken.id, step);
+        return;
+      }
+      await this.snapshots.prune(volume.name, this.deps.snapshotRetain ?? 1, new Set([taken.id]), step);
+      log.info({ volumeId: volume.id, snapshotId: taken.id, generation: volume.generation, ms: Date.now() - started }, 'snapshot on unmount started and recorded');
+    } catch (err) {
+      log.warn({ volumeId: volume.id, err }, 'snapshot on unmount failed; a cross-zone move of this volume will take a snapshot itself');
     }
   }
 
@@ -543,6 +611,9 @@ class EbsDriverImpl implements EbsDriver {
       if (!volume) throw new VolumeNotFoundError(name);
       const context = { volumeId: volume.id, zone: volume.zone };
       if (await this.deps.host.mountAt(mountpoint)) throw new VolumeBusyError(`volume ${name} is mounted at ${mountpoint} on this node`, context);
+      if (volume.movingTo) {
+        throw new VolumeBusyError(`volume ${name} is moving ${volume.zone} → ${volume.movingTo.zone}; remove it once the move is done (mount it there, or wait)`, context);
+      }
       if (volume.attachment) {
         throw new VolumeBusyError(`volume ${name} is attached to instance ${volume.attachment.instanceId} (${volume.attachment.state}); unmount it there first`, {
           ...context,
@@ -556,6 +627,8 @@ class EbsDriverImpl implements EbsDriver {
         if (!isNotFound(err)) throw err;
       }
       ctx.log.info(context, 'volume deleted');
+      // The snapshots it took to move were means, not backups: they go with it (operator backups stay).
+      for (const snapshot of await this.snapshots.movingAids(name, ctx)) await this.snapshots.delete(snapshot.id, ctx);
     } finally {
       this.catalog.invalidate();
     }

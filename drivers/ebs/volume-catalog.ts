@@ -1,8 +1,9 @@
 import { DescribeVolumesCommand, type EC2Client, type Filter, type Volume } from '@aws-sdk/client-ec2';
 import type { Logger } from '../../plugin/log.js';
 import { callAws } from '../../aws/call.js';
+import { delay } from '../../aws/delay.js';
 import type { CallCounter } from '../../aws/call-counter.js';
-import { Tags, pickCurrent, toEbsVolume, type EbsVolume } from './volume-record.js';
+import { Tags, currentOf, toEbsVolume, type EbsVolume } from './volume-record.js';
 
 export interface VolumeCatalogOptions {
   ec2: EC2Client;
@@ -17,9 +18,15 @@ export interface VolumeCatalogOptions {
  * one tag-filtered, paginated DescribeVolumes (concurrent readers share the refill); anything that
  * decides (create, mount, remove) asks EC2 afresh for one name.
  */
+/** How long a look-up waits for others to share its DescribeVolumes. */
+const BATCH_WINDOW_MS = 10;
+/** EC2 accepts up to 200 values per filter. */
+const NAMES_PER_CALL = 150;
+
 export class VolumeCatalog {
   private cache: { at: number; volumes: Map<string, EbsVolume> } | undefined;
   private refill: Promise<Map<string, EbsVolume>> | undefined;
+  private batch: { names: Set<string>; volumes: Promise<EbsVolume[]> } | undefined;
 
   constructor(private readonly options: VolumeCatalogOptions) {}
 
@@ -30,7 +37,7 @@ export class VolumeCatalog {
       const refill = this.describe([], deadline, log).then((found) => {
         const byName = new Map<string, EbsVolume[]>();
         for (const v of found) byName.set(v.name, [...(byName.get(v.name) ?? []), v]);
-        const volumes = new Map([...byName].map(([name, vs]) => [name, pickCurrent(vs)!]));
+        const volumes = new Map([...byName].map(([name, vs]) => [name, currentOf(vs)!]));
         // Only keep what no invalidate() has overtaken meanwhile.
         if (this.refill === refill) this.cache = { at: this.options.now(), volumes };
         return volumes;
@@ -44,9 +51,27 @@ export class VolumeCatalog {
     return this.refill;
   }
 
-  /** The volume carrying `name` now, from EC2 (not the cache). */
+  /** The volume carrying `name` now (with the copy a cross-zone move is making of it), from EC2 (not the cache). */
   async lookup(name: string, deadline: number, log: Logger): Promise<EbsVolume | undefined> {
-    return pickCurrent(await this.describe([{ Name: `tag:${Tags.volume}`, Values: [name] }], deadline, log));
+    return currentOf(await this.named(name, deadline, log));
+  }
+
+  /**
+   * Every volume carrying `name` now (more than one while a cross-zone move runs), from EC2.
+   * Look-ups within a few milliseconds of each other share one DescribeVolumes (as the EBS CSI
+   * driver's batcher does), so twenty Mounts arriving together cost one call, not twenty.
+   */
+  named(name: string, deadline: number, log: Logger): Promise<EbsVolume[]> {
+    if (!this.batch || this.batch.names.size >= NAMES_PER_CALL) {
+      const names = new Set<string>();
+      const volumes = delay(BATCH_WINDOW_MS).then(() => {
+        if (this.batch?.names === names) this.batch = undefined;
+        return this.describe([{ Name: `tag:${Tags.volume}`, Values: [...names] }], deadline, log);
+      });
+      this.batch = { names, volumes };
+    }
+    this.batch.names.add(name);
+    return this.batch.volumes.then((found) => found.filter((v) => v.name === name));
   }
 
   /** After our own change: the next List/Get reads EC2. */

@@ -13,6 +13,15 @@ export const Tags = {
   /** As the user gave them: EC2 reports a KMS key as an ARN, and a restored volume's SnapshotId is not an option. */
   kmskeyid: 'stowage:kmskeyid',
   snapshot: 'stowage:snapshot',
+  /**
+   * On a volume: a snapshot that holds exactly its current data (taken after a clean detach, or the
+   * one it was restored from). Removed before every attach, so a cross-zone move may trust it.
+   */
+  snapshotCurrent: 'stowage:snapshot-current',
+  /** On a volume: never attached, so never formatted; a cross-zone move re-creates it without a snapshot. */
+  blank: 'stowage:blank',
+  /** On a volume made by a cross-zone move: the volume it copies; while that one exists, the move is unfinished. */
+  movedFrom: 'stowage:moved-from',
 } as const;
 
 /** The attachment that matters: EBS volumes of our kind have at most one. */
@@ -40,6 +49,11 @@ export interface EbsVolume {
   snapshot: string | undefined;
   createdAt: Date | undefined;
   attachment: EbsAttachment | undefined;
+  snapshotCurrent: string | undefined;
+  blank: boolean;
+  movedFrom: string | undefined;
+  /** Set by currentOf: the unfinished copy of this volume that a cross-zone move is making. */
+  movingTo?: EbsVolume;
 }
 
 function tagMap(tags: Tag[] | undefined): Map<string, string> {
@@ -71,17 +85,37 @@ export function toEbsVolume(volume: Volume, cluster: string): EbsVolume | undefi
     snapshot: tags.get(Tags.snapshot) || undefined,
     createdAt: volume.CreateTime,
     attachment: live ? { instanceId: live.InstanceId!, state: live.State ?? 'unknown', device: live.Device } : undefined,
+    snapshotCurrent: tags.get(Tags.snapshotCurrent) || undefined,
+    blank: tags.get(Tags.blank) === 'true',
+    movedFrom: tags.get(Tags.movedFrom) || undefined,
   };
 }
 
+const GONE = new Set(['deleting', 'deleted']);
+
+/** A copy made by a cross-zone move whose source still exists: the move has not committed yet. */
+export function isUnfinishedCopy(volume: EbsVolume, all: EbsVolume[]): boolean {
+  return volume.movedFrom !== undefined && all.some((v) => v.id === volume.movedFrom && !GONE.has(v.state));
+}
+
 /**
- * Several volumes can carry one name while a cross-zone move runs (one per generation): the highest
+ * Several volumes can carry one name while a cross-zone move runs. A copy whose source still exists
+ * is not the volume yet (the move commits by deleting the source); among the rest the highest
  * generation is the volume, and among equals the oldest (a duplicate born of a race loses).
  */
 export function pickCurrent(volumes: EbsVolume[]): EbsVolume | undefined {
-  return [...volumes].sort(
+  const settled = volumes.filter((v) => !GONE.has(v.state) && !isUnfinishedCopy(v, volumes));
+  return [...(settled.length > 0 ? settled : volumes)].sort(
     (a, b) => b.generation - a.generation || (a.createdAt?.getTime() ?? 0) - (b.createdAt?.getTime() ?? 0),
   )[0];
+}
+
+/** The volume of a name, with the copy an unfinished cross-zone move is making of it (Get shows both). */
+export function currentOf(volumes: EbsVolume[]): EbsVolume | undefined {
+  const current = pickCurrent(volumes);
+  if (!current) return undefined;
+  const copy = volumes.find((v) => v.movedFrom === current.id && isUnfinishedCopy(v, volumes));
+  return copy ? { ...current, movingTo: copy } : current;
 }
 
 /** The options a volume was created with, as far as EC2 and its tags tell. */
@@ -113,7 +147,10 @@ export function optionDifferences(requested: VolumeOptions, existing: Partial<Vo
   );
 }
 
-export function volumeTags(cluster: string, name: string, generation: number, options: VolumeOptions): Tag[] {
+/** What a volume's tags record of its options (a Create's options, or the volume a move copies). */
+export type TaggedOptions = Pick<VolumeOptions, 'fs' | 'mountopts'> & { kmskeyid?: string | undefined; snapshot?: string | undefined };
+
+export function volumeTags(cluster: string, name: string, generation: number, options: TaggedOptions): Tag[] {
   return [
     { Key: Tags.cluster, Value: cluster },
     { Key: Tags.volume, Value: name },

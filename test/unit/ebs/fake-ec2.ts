@@ -1,14 +1,19 @@
 import {
   AttachVolumeCommand,
+  CreateSnapshotCommand,
   CreateTagsCommand,
   CreateVolumeCommand,
+  DeleteSnapshotCommand,
+  DeleteTagsCommand,
   DeleteVolumeCommand,
+  DescribeSnapshotsCommand,
   DescribeInstancesCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
   EC2Client,
   type Filter,
   type Instance,
+  type Snapshot,
   type Tag,
   type Volume,
 } from '@aws-sdk/client-ec2';
@@ -25,6 +30,9 @@ export class FakeEc2 {
   readonly client = new EC2Client({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });
   readonly volumes = new Map<string, Volume>();
   readonly instances = new Map<string, Instance>();
+  /** Snapshots complete at the second DescribeSnapshots that sees them, unless listed in slowSnapshots. */
+  readonly snapshots = new Map<string, Snapshot>();
+  readonly slowSnapshots = new Set<string>();
   /** Device names AttachVolume refuses with InvalidParameterValue. */
   readonly refusedDevices = new Set<string>();
   /** Attachments on these device names stay `attaching` forever. */
@@ -43,6 +51,10 @@ export class FakeEc2 {
     this.mock.on(DeleteVolumeCommand).callsFake((input) => this.deleteVolume(input));
     this.mock.on(DescribeInstancesCommand).callsFake((input) => this.describeInstances(input));
     this.mock.on(CreateTagsCommand).callsFake((input) => this.createTags(input));
+    this.mock.on(DeleteTagsCommand).callsFake((input) => this.deleteTags(input));
+    this.mock.on(CreateSnapshotCommand).callsFake((input) => this.createSnapshot(input));
+    this.mock.on(DescribeSnapshotsCommand).callsFake((input) => this.describeSnapshots(input));
+    this.mock.on(DeleteSnapshotCommand).callsFake((input) => this.deleteSnapshot(input));
   }
 
   /** The operations sent, in order: ['DescribeVolumes', 'AttachVolume', …]. */
@@ -133,9 +145,11 @@ export class FakeEc2 {
     return { Volumes: structuredClone([...this.volumes.values()].filter(matches)) };
   }
 
-  private createVolume(input: { ClientToken?: string; AvailabilityZone?: string; Size?: number; VolumeType?: string; Iops?: number; Throughput?: number; Encrypted?: boolean; TagSpecifications?: { Tags?: Tag[] }[] }) {
+  private createVolume(input: { ClientToken?: string; SnapshotId?: string; AvailabilityZone?: string; Size?: number; VolumeType?: string; Iops?: number; Throughput?: number; Encrypted?: boolean; TagSpecifications?: { Tags?: Tag[] }[] }) {
     const known = input.ClientToken ? this.tokens.get(input.ClientToken) : undefined;
-    if (known) return structuredClone(this.volumes.get(known) ?? { VolumeId: known, State: 'deleted' });
+    const earlier = known ? this.volumes.get(known) : undefined;
+    if (earlier && earlier.AvailabilityZone !== input.AvailabilityZone) throw ec2Error('IdempotentParameterMismatch');
+    if (known) return structuredClone(earlier ?? { VolumeId: known, State: 'deleted' });
     const id = `vol-${String(this.nextId++).padStart(17, '0')}`;
     const volume: Volume = {
       VolumeId: id,
@@ -146,6 +160,7 @@ export class FakeEc2 {
       Iops: input.Iops,
       Throughput: input.Throughput,
       Encrypted: input.Encrypted,
+      ...(input.SnapshotId && { SnapshotId: input.SnapshotId }),
       CreateTime: new Date('2024-05-02T10:00:00Z'),
       Attachments: [],
       Tags: input.TagSpecifications?.[0]?.Tags ?? [],
@@ -201,13 +216,57 @@ export class FakeEc2 {
     return { Reservations: [{ Instances: found }] };
   }
 
+  private tagged(id: string): { Tags?: Tag[] } {
+    const found = this.instances.get(id) ?? this.volumes.get(id);
+    if (!found) throw ec2Error(id.startsWith('vol-') ? 'InvalidVolume.NotFound' : 'InvalidInstanceID.NotFound');
+    return found;
+  }
+
   private createTags(input: { Resources: string[]; Tags: Tag[] }) {
     for (const id of input.Resources) {
-      const instance = this.instances.get(id);
-      if (!instance) throw ec2Error('InvalidInstanceID.NotFound');
-      const rest = (instance.Tags ?? []).filter((t) => !input.Tags.some((n) => n.Key === t.Key));
-      instance.Tags = [...rest, ...input.Tags];
+      const resource = this.tagged(id);
+      const rest = (resource.Tags ?? []).filter((t) => !input.Tags.some((n) => n.Key === t.Key));
+      resource.Tags = [...rest, ...input.Tags];
     }
+    return {};
+  }
+
+  private deleteTags(input: { Resources: string[]; Tags: Tag[] }) {
+    for (const id of input.Resources) {
+      const resource = this.tagged(id);
+      resource.Tags = (resource.Tags ?? []).filter((t) => !input.Tags.some((n) => n.Key === t.Key));
+    }
+    return {};
+  }
+
+  private createSnapshot(input: { VolumeId: string; TagSpecifications?: { Tags?: Tag[] }[] }) {
+    const v = this.volumes.get(input.VolumeId);
+    if (!v) throw ec2Error('InvalidVolume.NotFound');
+    const id = `snap-${String(this.nextId++).padStart(17, '0')}`;
+    const snapshot: Snapshot = {
+      SnapshotId: id, VolumeId: v.VolumeId, State: 'pending', Progress: '0%', VolumeSize: v.Size,
+      StartTime: new Date(Date.UTC(2024, 4, 3) + this.nextId * 1000), Tags: input.TagSpecifications?.[0]?.Tags ?? [],
+    };
+    this.snapshots.set(id, snapshot);
+    return structuredClone(snapshot);
+  }
+
+  private describeSnapshots(input: { SnapshotIds?: string[]; Filters?: Filter[] }) {
+    for (const s of this.snapshots.values()) {
+      if (this.slowSnapshots.has(s.SnapshotId!)) s.Progress = '57%';
+      else if (s.Progress === '0%') s.Progress = '50%';
+      else if (s.State === 'pending') Object.assign(s, { State: 'completed', Progress: '100%' });
+    }
+    const ids = input.SnapshotIds ?? [];
+    for (const id of ids) if (!this.snapshots.has(id)) throw ec2Error('InvalidSnapshot.NotFound');
+    const matches = (s: Snapshot) =>
+      (ids.length === 0 || ids.includes(s.SnapshotId!)) &&
+      (input.Filters ?? []).every((f) => (s.Tags ?? []).some((t) => `tag:${t.Key}` === f.Name && f.Values!.includes(t.Value!)));
+    return { Snapshots: structuredClone([...this.snapshots.values()].filter(matches)) };
+  }
+
+  private deleteSnapshot(input: { SnapshotId: string }) {
+    if (!this.snapshots.delete(input.SnapshotId)) throw ec2Error('InvalidSnapshot.NotFound');
     return {};
   }
 }

@@ -1,0 +1,268 @@
+import { CreateVolumeCommand, DeleteVolumeCommand, type EC2Client, type Tag, type VolumeType } from '@aws-sdk/client-ec2';
+import { callAws, type RetryPolicy } from '../aws/call.js';
+import type { CallCounter } from '../aws/call-counter.js';
+import { Ec2Code, hasCode, isNotFound } from '../aws/errors.js';
+import { WaitTimeoutError, type VolumeWaiter } from '../aws/volume-waiter.js';
+import { Tags, clientToken, currentOf, volumeTagSpecification, volumeTags, type EbsVolume } from '../drivers/ebs/volume-record.js';
+import { CloudError, PendingError, VolumeBusyError, VolumeNotFoundError, type ErrorContext } from '../plugin/errors.js';
+import { EBS_LIMITS, EBS_TYPES, type EbsType } from '../plugin/options.js';
+import type { SnapshotStore, Step } from './snapshot-store.js';
+
+export type MoveStage = 'snapshot' | 'creating' | 'verifying' | 'retiring';
+
+/** Where a move stands, for the answer a Mount gets at its deadline and for Get's Status. */
+export interface MoveProgress {
+  name: string;
+  from: string;
+  to: string;
+  stage: MoveStage;
+  /** The snapshot's progress, while stage is `snapshot`. */
+  percent?: number;
+}
+
+/** `volume db1 is moving us-east-1a → us-east-1b: snapshot 57%` */
+export function describeMove(p: MoveProgress): string {
+  return `volume ${p.name} is moving ${p.from} → ${p.to}: ${p.stage}${p.percent !== undefined ? ` ${p.percent}%` : ''}`;
+}
+
+/** Step boundaries, in order; a test's crash hook stops a mover at one of them. */
+export type MoveStep = 'snapshot-started' | 'snapshot-completed' | 'copy-created' | 'copy-available' | 'source-retired';
+
+export interface ZoneMoverDeps {
+  ec2: EC2Client;
+  counter: CallCounter;
+  cluster: string;
+  snapshots: SnapshotStore;
+  /** Shared with the driver, so waits of both batch into one DescribeVolumes. */
+  waiter: VolumeWaiter;
+  /** Every volume carrying the name now, from EC2. */
+  named: (name: string, deadline: number, log: Step['log']) => Promise<EbsVolume[]>;
+  /** STOWAGE_SNAPSHOT_RETAIN: snapshots kept per volume after a move. */
+  retain: number;
+  retry?: RetryPolicy;
+  /** Tests: runs after each step; a promise that never settles abandons the mover there, as kill -9 would. */
+  afterStep?: (step: MoveStep, name: string) => Promise<void> | void;
+}
+
+/** Rounds of "read the tags, do the next step" before a move is given up as contended. */
+const MAX_ROUNDS = 8;
+/** Client tokens tried in turn when EC2 answers an old token with the deleted volume it made. */
+const MAX_TOKEN_REUSE = 5;
+
+/**
+ * Moves a relocatable volume to another availability zone (DESIGN.md invariant 5). The state lives
+ * in tags only, so any node can resume a move from any step:
+ *
+ * - the source carries `stowage:snapshot-current` once a snapshot holds its data (taken now, or at
+ *   its last clean unmount; every attach removes the tag);
+ * - the copy is created from that snapshot with generation + 1, a deterministic client token and
+ *   `stowage:moved-from` = the source; while the source exists the copy is unfinished, and no one
+ *   mounts it;
+ * - deleting the source commits the move. EC2 refuses that while the source is attached, so a move
+ *   cannot lose writes made meanwhile: it finds out, removes its copy and starts over.
+ *
+ * A volume never attached (`stowage:blank`) is re-created in the target zone without a snapshot.
+ */
+export class ZoneMover {
+  constructor(private readonly deps: ZoneMoverDeps) {}
+
+  /** Returns the volume in `targetZone`, available and not attached. */
+  async move(name: string, targetZone: string, step: Step, report: (p: MoveProgress) => void): Promise<EbsVolume> {
+    const started = Date.now();
+    for (let round = 1; round <= MAX_ROUNDS; round++) {
+      const source = currentOf(await this.deps.named(name, step.deadline, step.log));
+      if (!source) throw new VolumeNotFoundError(name);
+      const copy = source.movingTo;
+      if (!copy && source.zone === targetZone) {
+        step.log.info({ volumeId: source.id, zone: targetZone, generation: source.generation, ms: Date.now() - started }, 'cross-zone move done');
+        return source;
+      }
+      if (source.attachment) {
+        throw new VolumeBusyError(`volume ${name} was attached to instance ${source.attachment.instanceId} in ${source.zone} during its move; it moves once unmounted there`, {
+          volumeId: source.id,
+          instance: source.attachment.instanceId,
+          zone: source.zone,
+        });
+      }
+      const progress = (stage: MoveStage, percent?: number): void =>
+        report({ name, from: source.zone, to: copy?.zone ?? targetZone, stage, ...(percent !== undefined && { percent }) });
+      if (copy) {
+        // An unfinished move (ours before a crash, or another node's, maybe to another zone): finish it first.
+        step.log.info({ volumeId: source.id, copyId: copy.id, copyZone: copy.zone }, 'resuming an unfinished cross-zone move');
+        await this.finish(source, copy, step, progress);
+        continue;
+      }
+      const made = source.blank ? await this.recreate(source, targetZone, step, progress) : await this.copyViaSnapshot(source, targetZone, step, progress);
+      if (made) await this.finish(source, made, step, progress);
+    }
+    throw new PendingError(`volume ${name}: the cross-zone move to ${targetZone} kept meeting other moves; mount again to continue it`, { zone: targetZone });
+  }
+
+  /** Snapshot (or reuse the one that holds the data), then create the copy from it. */
+  private async copyViaSnapshot(
+    source: EbsVolume,
+    zone: string,
+    step: Step,
+    progress: (stage: MoveStage, percent?: number) => void,
+  ): Promise<EbsVolume | undefined> {
+    const { snapshots } = this.deps;
+    const t = Date.now();
+    progress('snapshot', 0);
+    let snapshotId = source.snapshotCurrent;
+    const known = snapshotId ? await snapshots.find(snapshotId, step) : undefined;
+    if (known && known.state !== 'error') {
+      step.log.info({ volumeId: source.id, snapshotId, state: known.state }, 'reusing the snapshot that holds the current data: no new snapshot');
+    } else {
+      const taken = await snapshots.create(source, 'move', step);
+      await this.after('snapshot-started', source.name);
+      const current = await snapshots.markCurrent(source, taken.id, step);
+      if (current !== taken.id) {
+        // Attached meanwhile, or another mover's snapshot won the tag: ours is surplus.
+        await snapshots.delete(taken.id, step);
+        if (current === undefined) return undefined;
+        step.log.info({ volumeId: source.id, snapshotId: current }, "another mover's snapshot holds the data; using it");
+      }
+      snapshotId = current;
+    }
+    await snapshots.waitCompleted(snapshotId!, step, (percent) => progress('snapshot', percent));
+    step.log.info({ volumeId: source.id, snapshotId, stage: 'snapshot', ms: Date.now() - t }, 'move stage done');
+    await this.after('snapshot-completed', source.name);
+    progress('creating');
+    return this.createCopy(source, zone, [{ Key: Tags.snapshotCurrent, Value: snapshotId! }], snapshotId, step);
+  }
+
+  /** Never formatted: nothing to copy, a new blank volume in the target zone will do. */
+  private async recreate(source: EbsVolume, zone: string, step: Step, progress: (stage: MoveStage) => void): Promise<EbsVolume | undefined> {
+    progress('creating');
+    step.log.info({ volumeId: source.id, zone }, 'volume was never attached: re-creating it in the target zone, no snapshot');
+    return this.createCopy(source, zone, [{ Key: Tags.blank, Value: 'true' }], undefined, step);
+  }
+
+  /**
+   * CreateVolume of generation + 1. The token depends on name and generation only, so two movers
+   * (to two zones) cannot both create one: the second gets IdempotentParameterMismatch and adopts
+   * the first's copy in the next round.
+   */
+  private async createCopy(source: EbsVolume, zone: string, extra: Tag[], snapshotId: string | undefined, step: Step): Promise<EbsVolume | undefined> {
+    const generation = source.generation + 1;
+    const type = (EBS_TYPES as readonly string[]).includes(source.type) ? (source.type as EbsType) : undefined;
+    const limits = type ? EBS_LIMITS[type] : undefined;
+    const tags = [...volumeTags(this.deps.cluster, source.name, generation, source), { Key: Tags.movedFrom, Value: source.id }, ...extra];
+    const context: ErrorContext = { volumeId: source.id, zone, generation, ...(snapshotId && { snapshotId }) };
+    for (let reuse = 0; reuse < MAX_TOKEN_REUSE; reuse++) {
+      let created;
+      try {
+        created = await this.aws('CreateVolume', step, context, () =>
+          this.deps.ec2.send(
+            new CreateVolumeCommand({
+              AvailabilityZone: zone,
+              Size: source.size,
+              VolumeType: source.type as VolumeType,
+              ...(limits?.iops && source.iops !== undefined && { Iops: source.iops }),
+              ...(limits?.throughput && source.throughput !== undefined && { Throughput: source.throughput }),
+              Encrypted: source.encrypted,
+              ...(source.kmskeyid !== undefined && { KmsKeyId: source.kmskeyid }),
+              ...(snapshotId !== undefined && { SnapshotId: snapshotId }),
+              TagSpecifications: volumeTagSpecification(tags),
+              ClientToken: clientToken(this.deps.cluster, source.name, generation, reuse),
+            }),
+          ),
+        );
+      } catch (err) {
+        if (!hasCode(err, Ec2Code.IdempotentParameterMismatch)) throw err;
+        const all = await this.deps.named(source.name, step.deadline, step.log);
+        if (all.some((v) => v.movedFrom === source.id)) {
+          step.log.info({ ...context }, 'another mover created the copy first; joining its move');
+          return undefined;
+        }
+        step.log.info({ ...context, reuse }, 'client token used by an earlier volume of this name; trying the next one');
+        continue;
+      }
+      if (created.State === 'deleting' || created.State === 'deleted') continue;
+      step.log.info({ ...context, copyId: created.VolumeId, reuse }, 'copy created in the target zone');
+      await this.after('copy-created', source.name);
+      const copy = await this.deps.snapshots.volume(created.VolumeId!, step);
+      if (copy) return copy;
+    }
+    throw new CloudError(`CreateVolume kept returning deleted volumes for ${source.name} generation ${generation}`, 'IdempotentParameterMismatch', context);
+  }
+
+  /** Wait for the copy, check it against the source, then commit by deleting the source. */
+  private async finish(source: EbsVolume, copy: EbsVolume, step: Step, progress: (stage: MoveStage) => void): Promise<void> {
+    let t = Date.now();
+    const context = { volumeId: source.id, copyId: copy.id, zone: copy.zone };
+    progress('creating');
+    let ready: EbsVolume | undefined;
+    try {
+      const seen = await this.deps.waiter.waitFor(copy.id, (v) => v?.State !== 'creating', { deadline: step.deadline, what: `${copy.id} to become available`, log: step.log });
+      ready = seen && (await this.deps.snapshots.volume(copy.id, step));
+    } catch (err) {
+      if (err instanceof WaitTimeoutError) throw new PendingError(`the copy ${copy.id} of volume ${source.name} is still being created in ${copy.zone}`, context);
+      throw err;
+    }
+    if (!ready || ready.state === 'deleting' || ready.state === 'deleted') return; // removed by another mover: read the tags again
+    if (ready.state === 'error') {
+      await this.discard(ready, 'EC2 failed to create it', step);
+      throw new CloudError(`EC2 failed to create the copy of volume ${source.name} in ${copy.zone} (${copy.id} ended in state error; deleted it)`, 'VolumeCreationFailed', context);
+    }
+    step.log.info({ ...context, stage: 'creating', ms: Date.now() - t }, 'move stage done');
+    await this.after('copy-available', source.name);
+
+    t = Date.now();
+    progress('verifying');
+    const now = await this.deps.snapshots.volume(source.id, step);
+    const problem = this.mismatch(now ?? source, ready);
+    if (now && problem) {
+      // The copy no longer holds the source's data (it was attached since), or is not a faithful copy.
+      await this.discard(ready, problem, step);
+      return;
+    }
+    step.log.info({ ...context, stage: 'verifying', ms: Date.now() - t }, 'move stage done');
+
+    t = Date.now();
+    progress('retiring');
+    if (now) {
+      try {
+        await this.aws('DeleteVolume', step, context, () => this.deps.ec2.send(new DeleteVolumeCommand({ VolumeId: source.id })));
+      } catch (err) {
+        if (hasCode(err, Ec2Code.VolumeInUse, Ec2Code.IncorrectState)) {
+          await this.discard(ready, `the source ${source.id} was attached meanwhile`, step);
+          return;
+        }
+        if (!isNotFound(err)) throw err;
+      }
+    }
+    step.log.info({ ...context, stage: 'retiring', ms: Date.now() - t, generation: ready.generation }, 'move stage done: source volume deleted, the copy is the volume');
+    await this.after('source-retired', source.name);
+    const protect = new Set([ready.snapshotCurrent].filter((s): s is string => s !== undefined));
+    await this.deps.snapshots.prune(source.name, this.deps.retain, protect, step);
+  }
+
+  /** Why the copy cannot replace the source (undefined: it can). */
+  private mismatch(source: EbsVolume, copy: EbsVolume): string | undefined {
+    if (source.attachment) return `the source is attached to ${source.attachment.instanceId}`;
+    const sameData = copy.blank ? source.blank : copy.snapshotCurrent !== undefined && source.snapshotCurrent === copy.snapshotCurrent;
+    if (!sameData) return 'the source was attached after the copy was made, so the copy is stale';
+    if (copy.generation !== source.generation + 1) return `generation ${copy.generation}, expected ${source.generation + 1}`;
+    if (copy.size < source.size || copy.type !== source.type || copy.encrypted !== source.encrypted) {
+      return `size/type/encryption ${copy.size}/${copy.type}/${copy.encrypted} differ from the source's ${source.size}/${source.type}/${source.encrypted}`;
+    }
+    return undefined;
+  }
+
+  /** Deletes a copy that lost (a race, a stale snapshot); its source stays the volume. */
+  private async discard(copy: EbsVolume, why: string, step: Step): Promise<void> {
+    step.log.warn({ copyId: copy.id, zone: copy.zone, why }, 'removing the copy of an abandoned or lost move');
+    await this.aws('DeleteVolume', step, { volumeId: copy.id }, () => this.deps.ec2.send(new DeleteVolumeCommand({ VolumeId: copy.id }))).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
+    });
+  }
+
+  private async after(step: MoveStep, name: string): Promise<void> {
+    await this.deps.afterStep?.(step, name);
+  }
+
+  private aws<T>(operation: string, step: Step, context: ErrorContext, send: () => Promise<T>): Promise<T> {
+    return callAws(this.deps.counter, operation, send, { deadline: step.deadline, log: step.log, context, ...(this.deps.retry && { retry: this.deps.retry }) });
+  }
+}
