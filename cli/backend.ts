@@ -125,6 +125,7 @@ export async function openBackend(config: Config, log: Logger): Promise<Backend>
       ec2, counter, log: driverLog, identity, cluster: config.cluster, mountRoot: config.mountRoot,
       host: createLinuxHost({ deviceDir, log: driverLog }),
       fenceAfterMs: config.fenceAfterMs, pollInitialMs: target.pollInitialMs,
+      snapshotOnUnmount: config.snapshotOnUnmount, snapshotRetain: config.snapshotRetain,
     });
     ebs.start();
     driverLog.info({ instance: identity.instanceId, zone: identity.zone, region: identity.region, deviceDir }, 'relocatable driver ready');

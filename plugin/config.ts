@@ -27,6 +27,8 @@ export interface Config {
   localcloudDir: string | undefined;
   fenceAfterMs: number;
   snapshotOnUnmount: boolean;
+  /** Snapshots kept per relocatable volume after a move or an unmount snapshot. */
+  snapshotRetain: number;
   sharedDelete: boolean;
 }
 
@@ -64,6 +66,13 @@ function duration(env: Env, variable: string, fallbackMs: number, minMs: number,
   const ms = Number(m[1]) * (unit === 'ms' ? 1 : unit === 's' ? 1000 : 60000);
   if (ms < minMs || ms > maxMs) return fail(variable, value, `between ${minMs / 1000}s and ${maxMs / 1000}s`);
   return ms;
+}
+
+function count(env: Env, variable: string, fallback: number, max: number): number {
+  const value = env[variable];
+  if (value === undefined || value === '') return fallback;
+  if (!/^[0-9]{1,4}$/.test(value) || Number(value) > max) return fail(variable, value, `a whole number from 0 to ${max}`);
+  return Number(value);
 }
 
 function absolutePath(env: Env, variable: string, fallback: string): string {
@@ -142,6 +151,7 @@ export function loadConfig(env: Env = process.env, defaults: { backend?: 'aws' |
     localcloudDir,
     fenceAfterMs: duration(env, 'STOWAGE_FENCE_AFTER', 120_000, 1000, 3_600_000),
     snapshotOnUnmount: flag(env, 'STOWAGE_SNAPSHOT_ON_UNMOUNT', true),
+    snapshotRetain: count(env, 'STOWAGE_SNAPSHOT_RETAIN', 1, 1000),
     sharedDelete: flag(env, 'STOWAGE_SHARED_DELETE', false),
   };
 }
