@@ -1,22 +1,32 @@
 #!/usr/bin/env node
 import { pluginCommand } from './plugin.js';
 import { localcloudCommand } from './localcloud.js';
+import { opsCommands } from './ops/index.js';
 
 const USAGE = `stowage — Docker volume plugin for Swarm on AWS
 
 Usage:
   stowage plugin                 run the volume plugin (settings from STOWAGE_* environment variables)
   stowage localcloud --dir DIR   run the EC2 + EFS + IMDS emulator (stowage localcloud --help)
+  stowage ls                     every Stowage volume, across regions
+  stowage inspect NAME           one volume: EBS volume(s), attachment, snapshots, move history
+  stowage relocate NAME --to-zone ZONE   move a detached volume to another zone, with progress
+  stowage snapshot NAME          an on-demand snapshot, counted by retention
+  stowage gc [--apply]           list (and remove) what Stowage left behind
+  (every operator command takes --region, --all-regions, --cluster, --endpoint, --json, --help)
   stowage --help
 
 Examples:
   STOWAGE_BACKEND=local stowage plugin
   stowage localcloud --dir /tmp/lc --listen 127.0.0.1:4566 --zones us-east-1a,us-east-1b
+  stowage ls --all-regions --cluster prod
+  stowage gc --region us-east-1 --apply
 `;
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   plugin: pluginCommand,
   localcloud: localcloudCommand,
+  ...opsCommands,
 };
 
 async function main(argv: string[]): Promise<number> {

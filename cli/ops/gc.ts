@@ -1,0 +1,159 @@
+import { DeleteSnapshotCommand, DeleteVolumeCommand, DescribeInstancesCommand, DetachVolumeCommand } from '@aws-sdk/client-ec2';
+import { DeleteAccessPointCommand } from '@aws-sdk/client-efs';
+import { Tags } from '../../drivers/ebs/volume-record.js';
+import { describeError } from '../../plugin/errors.js';
+import type { ParsedArgs } from './args.js';
+import type { OpsCommand } from './command.js';
+import { inEveryRegion, type OpsContext, type RegionTarget } from './context.js';
+import { ExitCode, UsageError } from './exit-codes.js';
+import { groupVolumes, readRegion, type RegionInventory } from './inventory.js';
+import { printJson, regionErrors, reportRegionFailures, table } from './output.js';
+
+export type GcKind = 'delete-volume' | 'delete-snapshot' | 'delete-access-point' | 'detach';
+
+/** One thing Stowage left behind, what gc does about it, and why it is safe. */
+export interface GcAction {
+  kind: GcKind;
+  region: string;
+  name: string;
+  id: string;
+  /** For a detach: the instance the volume is attached to. */
+  instance?: string;
+  reason: string;
+}
+
+/**
+ * What to clean in one region. Only the cluster's resources are read, so only they can be named;
+ * nothing attached, creating or still pending is ever touched.
+ */
+export function planRegion(inv: RegionInventory, retain: number, goneInstances: Set<string>): GcAction[] {
+  const actions: GcAction[] = [];
+  const region = inv.region;
+  for (const group of groupVolumes(inv.volumes)) {
+    for (const v of group.others) {
+      // A move's copy whose source still exists is work in progress, not a leftover.
+      const source = v.tags[Tags.movedFrom];
+      const unfinishedCopy = source !== undefined && inv.volumes.some((o) => o.id === source && o.state !== 'deleting' && o.state !== 'deleted');
+      if (v.state !== 'available' || v.attachment || unfinishedCopy) continue;
+      actions.push({
+        kind: 'delete-volume', region, name: v.name, id: v.id,
+        reason: `superseded: ${group.current.id} (generation ${group.current.generation}, ${group.current.zone}) carries the name`,
+      });
+    }
+  }
+  for (const v of inv.volumes) {
+    if (v.attachment && goneInstances.has(v.attachment.instanceId)) {
+      actions.push({ kind: 'detach', region, name: v.name, id: v.id, instance: v.attachment.instanceId, reason: `instance ${v.attachment.instanceId} is terminated` });
+    }
+  }
+  // A snapshot a volume's tags point at (restored from, or holding its current data) is never garbage.
+  const referenced = new Set(inv.volumes.flatMap((v) => Object.values(v.tags).filter((value) => value.startsWith('snap-'))));
+  const kept = new Map<string, number>();
+  for (const s of inv.snapshots) {
+    if (s.state === 'pending' || referenced.has(s.id)) continue;
+    if (s.state === 'error') {
+      actions.push({ kind: 'delete-snapshot', region, name: s.name, id: s.id, reason: 'failed snapshot (state error)' });
+      continue;
+    }
+    const newer = kept.get(s.name) ?? 0;
+    if (newer < retain) kept.set(s.name, newer + 1);
+    else actions.push({ kind: 'delete-snapshot', region, name: s.name, id: s.id, reason: `beyond retention: ${retain} newer snapshot(s) of ${s.name} are kept` });
+  }
+  for (const ap of inv.accessPoints) {
+    if (ap.state === 'error') actions.push({ kind: 'delete-access-point', region, name: ap.name, id: ap.id, reason: `access point on ${ap.fileSystemId} failed (state error)` });
+  }
+  return actions;
+}
+
+/** The attached instances that are terminated or no longer exist (one filtered, paginated call). */
+async function goneInstances(ctx: OpsContext, t: RegionTarget, inv: RegionInventory): Promise<Set<string>> {
+  const ids = [...new Set(inv.volumes.flatMap((v) => (v.attachment ? [v.attachment.instanceId] : [])))];
+  if (ids.length === 0) return new Set();
+  const alive = new Set<string>();
+  let token: string | undefined;
+  do {
+    const page = await ctx.aws(
+      'DescribeInstances',
+      () => t.ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: 'instance-id', Values: ids }], MaxResults: 1000, ...(token && { NextToken: token }) })),
+      { region: t.region },
+    );
+    for (const i of page.Reservations?.flatMap((r) => r.Instances ?? []) ?? []) {
+      if (i.InstanceId && i.State?.Name !== 'terminated') alive.add(i.InstanceId);
+    }
+    token = page.NextToken;
+  } while (token);
+  return new Set(ids.filter((id) => !alive.has(id)));
+}
+
+async function apply(ctx: OpsContext, t: RegionTarget, a: GcAction): Promise<void> {
+  const context = { volume: a.name, region: a.region };
+  const started = Date.now();
+  let requestId: string | undefined;
+  switch (a.kind) {
+    case 'delete-volume':
+      ({ $metadata: { requestId } } = await ctx.aws('DeleteVolume', () => t.ec2.send(new DeleteVolumeCommand({ VolumeId: a.id })), { ...context, volumeId: a.id }));
+      break;
+    case 'delete-snapshot':
+      ({ $metadata: { requestId } } = await ctx.aws('DeleteSnapshot', () => t.ec2.send(new DeleteSnapshotCommand({ SnapshotId: a.id })), { ...context, snapshotId: a.id }));
+      break;
+    case 'delete-access-point':
+      ({ $metadata: { requestId } } = await ctx.aws('DeleteAccessPoint', () => t.efs.send(new DeleteAccessPointCommand({ AccessPointId: a.id })), { ...context, accessPoint: a.id }));
+      break;
+    case 'detach':
+      // The instance is gone: nothing on it can be writing, and a plain detach would wait for it.
+      ({ $metadata: { requestId } } = await ctx.aws('DetachVolume', () => t.ec2.send(new DetachVolumeCommand({ VolumeId: a.id, InstanceId: a.instance, Force: true })), { ...context, volumeId: a.id, instance: a.instance }));
+      break;
+  }
+  ctx.log.info({ ...context, id: a.id, instance: a.instance, action: a.kind, requestId, ms: Date.now() - started }, `gc: ${a.reason}`);
+}
+
+const USAGE = `Usage: stowage gc [--apply] [--retain N] [--region R ...|--all-regions] [--cluster C] [--endpoint [REGION=]URL ...] [--json]
+
+Lists what Stowage left behind, and with --apply removes it: volumes superseded by a cross-zone
+move (detached ones only), snapshots beyond retention (the newest N completed per volume are kept,
+and any snapshot a volume's tags point at), failed snapshots and access points, and attachments of
+terminated instances. Dry run by default. Touches only resources with the cluster's tag.
+--retain defaults to STOWAGE_SNAPSHOT_RETAIN, else 1.
+
+Examples:
+  stowage gc --all-regions                 # what would go
+  stowage gc --region us-east-1 --apply    # remove it
+  stowage gc --apply --retain 3 --json
+`;
+
+async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
+  const retainText = String(args.flags.get('retain') ?? ctx.io.env.STOWAGE_SNAPSHOT_RETAIN ?? '1');
+  if (!/^[0-9]{1,4}$/.test(retainText)) throw new UsageError(`--retain ${JSON.stringify(retainText)}: a whole number of snapshots to keep per volume`);
+  const retain = Number(retainText);
+  const applying = args.flags.has('apply');
+  const results = await inEveryRegion(ctx, async (t) => {
+    const inv = await readRegion(ctx, t);
+    const actions = planRegion(inv, retain, await goneInstances(ctx, t, inv));
+    const failures: { action: GcAction; error: string }[] = [];
+    if (applying) {
+      // One at a time: gc is never in a hurry, and the mutating calls have the smallest EC2 budgets.
+      for (const a of actions) {
+        await apply(ctx, t, a).catch((err: unknown) => failures.push({ action: a, error: describeError(err) }));
+      }
+    }
+    return { actions, failures };
+  });
+  const actions = results.flatMap((r) => (r.ok ? r.value.actions : []));
+  const failures = results.flatMap((r) => (r.ok ? r.value.failures : []));
+  if (ctx.json) {
+    printJson(ctx, { cluster: ctx.cluster, applied: applying, retain, actions, failures, errors: regionErrors(results) });
+  } else {
+    const done = (a: GcAction) => (!applying ? 'would' : failures.some((f) => f.action === a) ? 'FAILED' : 'done');
+    ctx.io.stdout.write(
+      actions.length === 0
+        ? `nothing to clean in ${results.map((r) => r.region).join(', ')} (cluster ${ctx.cluster})\n`
+        : table(['', 'ACTION', 'REGION', 'NAME', 'ID', 'WHY'], actions.map((a) => [done(a), a.kind, a.region, a.name, a.id, a.reason])),
+    );
+    if (!applying && actions.length > 0) ctx.io.stdout.write('dry run: nothing was changed; run again with --apply to remove these\n');
+  }
+  for (const f of failures) ctx.io.stderr.write(`stowage gc: ${f.action.kind} ${f.action.id} failed: ${f.error}\n`);
+  const regions = reportRegionFailures(ctx, results);
+  return failures.length > 0 ? ExitCode.failed : regions;
+}
+
+export const gcCommand: OpsCommand = { name: 'gc', usage: USAGE, flags: { apply: 'switch', retain: 'value' }, positionals: 0, run };

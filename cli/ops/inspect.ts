@@ -1,0 +1,80 @@
+import { Tags } from '../../drivers/ebs/volume-record.js';
+import type { OpsCommand } from './command.js';
+import type { OpsContext } from './context.js';
+import type { ParsedArgs } from './args.js';
+import type { RegionInventory } from './inventory.js';
+import { locateVolume } from './locate.js';
+import { age, printJson, table } from './output.js';
+
+/** One entry of a volume's history, read back from tags and creation times. */
+export interface HistoryEvent {
+  at: string | undefined;
+  what: string;
+}
+
+/**
+ * Each generation is a volume the name lived on (a cross-zone move makes the next one from a
+ * snapshot); snapshots say when and why they were taken. Deleted generations show through the
+ * snapshots that captured them.
+ */
+export function moveHistory(inv: RegionInventory): HistoryEvent[] {
+  const events: HistoryEvent[] = [
+    ...inv.volumes.map((v) => ({
+      at: v.createdAt?.toISOString(),
+      what: `generation ${v.generation} created in ${v.zone} as ${v.id}${v.snapshot ? ` from ${v.snapshot}` : ''}${v.tags[Tags.movedFrom] ? ` (copy of ${v.tags[Tags.movedFrom]})` : ''}; now ${v.state}`,
+    })),
+    ...inv.snapshots.map((s) => ({
+      at: s.startedAt?.toISOString(),
+      what: `snapshot ${s.id} of generation ${s.generation} (${s.volumeId ?? 'unknown volume'}, ${s.tags['stowage:snapshot-reason'] ?? 'no reason tag'}): ${s.state}${s.state === 'pending' ? ` ${s.progress}%` : ''}`,
+    })),
+  ];
+  return events.sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''));
+}
+
+const USAGE = `Usage: stowage inspect NAME [--region R ...|--all-regions] [--cluster C] [--endpoint [REGION=]URL ...] [--json]
+
+Everything about one volume: its EBS volume(s) (more than one while a move runs), attachment,
+tags, snapshots, and its move history as the tags record it.
+
+Examples:
+  stowage inspect db1 --region us-east-1
+  stowage inspect db1 --all-regions --json | jq '.snapshots[0]'
+`;
+
+async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
+  const { inventory, group } = await locateVolume(ctx, args.positionals[0]!);
+  const history = moveHistory(inventory);
+  const name = args.positionals[0]!;
+  if (ctx.json) {
+    printJson(ctx, {
+      name, region: inventory.region, cluster: ctx.cluster,
+      current: group?.current, others: group?.others ?? [], accessPoints: inventory.accessPoints,
+      snapshots: inventory.snapshots, history,
+    });
+    return 0;
+  }
+  const out: string[] = [`Name:      ${name}`, `Cluster:   ${ctx.cluster}`, `Region:    ${inventory.region}`];
+  const v = group?.current;
+  if (v) {
+    out.push(
+      `Backing:   relocatable`, `Volume:    ${v.id} (${v.state})`, `Zone:      ${v.zone}`,
+      `Size:      ${v.size} GiB ${v.type}${v.iops ? `, ${v.iops} IOPS` : ''}${v.throughput ? `, ${v.throughput} MiB/s` : ''}${v.encrypted ? ', encrypted' : ''}`,
+      `Generation: ${v.generation}`, `Filesystem: ${v.fs}${v.mountopts.length ? ` (${v.mountopts.join(',')})` : ''}`,
+      `Attached:  ${v.attachment ? `${v.attachment.instanceId} ${v.attachment.state}${v.attachment.device ? ` as ${v.attachment.device}` : ''}` : 'no'}`,
+      `Created:   ${v.createdAt?.toISOString() ?? 'unknown'}`,
+    );
+    if (group.others.length > 0) out.push(`Also:      ${group.others.map((o) => `${o.id} in ${o.zone} (generation ${o.generation}, ${o.state})`).join('; ')}`);
+  }
+  for (const ap of inventory.accessPoints) out.push(`Backing:   shared`, `Access point: ${ap.id} on ${ap.fileSystemId} (${ap.state})`);
+  out.push('', 'Snapshots:');
+  out.push(
+    inventory.snapshots.length === 0
+      ? '  none\n'
+      : table(['SNAPSHOT', 'STATE', 'PROGRESS', 'GEN', 'FROM', 'AGE'], inventory.snapshots.map((s) => [s.id, s.state, `${s.progress}%`, String(s.generation), s.volumeId ?? '', age(s.startedAt)])),
+  );
+  out.push('History:', ...history.map((e) => `  ${e.at ?? '(time unknown)'}  ${e.what}`));
+  ctx.io.stdout.write(out.join('\n') + '\n');
+  return 0;
+}
+
+export const inspectCommand: OpsCommand = { name: 'inspect', usage: USAGE, flags: {}, positionals: 1, run };

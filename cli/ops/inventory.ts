@@ -1,0 +1,163 @@
+import { DescribeSnapshotsCommand, DescribeVolumesCommand, type Snapshot, type Tag, type Volume } from '@aws-sdk/client-ec2';
+import { DescribeAccessPointsCommand, type AccessPointDescription } from '@aws-sdk/client-efs';
+import { Tags, pickCurrent, toEbsVolume, type EbsVolume } from '../../drivers/ebs/volume-record.js';
+import type { OpsContext, RegionTarget } from './context.js';
+
+/** A relocatable volume with its region and every tag (move history lives in tags). */
+export interface VolumeRecord extends EbsVolume {
+  region: string;
+  tags: Record<string, string>;
+}
+
+export interface SnapshotRecord {
+  id: string;
+  region: string;
+  name: string;
+  volumeId: string | undefined;
+  state: string;
+  /** 0–100 */
+  progress: number;
+  startedAt: Date | undefined;
+  generation: number;
+  tags: Record<string, string>;
+}
+
+/** A shared volume in access point mode: the access point is the volume. */
+export interface AccessPointRecord {
+  id: string;
+  region: string;
+  name: string;
+  fileSystemId: string;
+  state: string;
+  tags: Record<string, string>;
+}
+
+/** Everything of the cluster in one region, from one paginated, tag-filtered Describe per kind. */
+export interface RegionInventory {
+  region: string;
+  volumes: VolumeRecord[];
+  snapshots: SnapshotRecord[];
+  accessPoints: AccessPointRecord[];
+}
+
+function tagRecord(tags: Tag[] | undefined): Record<string, string> {
+  return Object.fromEntries((tags ?? []).filter((t) => t.Key !== undefined).map((t) => [t.Key!, t.Value ?? '']));
+}
+
+async function describeVolumes(ctx: OpsContext, t: RegionTarget, name?: string): Promise<VolumeRecord[]> {
+  const found: Volume[] = [];
+  let token: string | undefined;
+  do {
+    const page = await ctx.aws(
+      'DescribeVolumes',
+      () =>
+        t.ec2.send(
+          new DescribeVolumesCommand({
+            Filters: [{ Name: `tag:${Tags.cluster}`, Values: [ctx.cluster] }, ...(name ? [{ Name: `tag:${Tags.volume}`, Values: [name] }] : [])],
+            MaxResults: 500,
+            ...(token && { NextToken: token }),
+          }),
+        ),
+      { region: t.region },
+    );
+    found.push(...(page.Volumes ?? []));
+    token = page.NextToken;
+  } while (token);
+  return found.flatMap((v) => {
+    const volume = toEbsVolume(v, ctx.cluster);
+    return volume ? [{ ...volume, region: t.region, tags: tagRecord(v.Tags) }] : [];
+  });
+}
+
+function toSnapshotRecord(s: Snapshot, region: string): SnapshotRecord {
+  const tags = tagRecord(s.Tags);
+  return {
+    id: s.SnapshotId ?? '',
+    region,
+    name: tags[Tags.volume] ?? '',
+    volumeId: s.VolumeId,
+    state: s.State ?? 'unknown',
+    progress: Number.parseInt(s.Progress ?? '0', 10) || 0,
+    startedAt: s.StartTime,
+    generation: Number(tags[Tags.generation] ?? '1') || 1,
+    tags,
+  };
+}
+
+async function describeSnapshots(ctx: OpsContext, t: RegionTarget, name?: string): Promise<SnapshotRecord[]> {
+  const found: SnapshotRecord[] = [];
+  let token: string | undefined;
+  do {
+    const page = await ctx.aws(
+      'DescribeSnapshots',
+      () =>
+        t.ec2.send(
+          new DescribeSnapshotsCommand({
+            OwnerIds: ['self'],
+            Filters: [{ Name: `tag:${Tags.cluster}`, Values: [ctx.cluster] }, ...(name ? [{ Name: `tag:${Tags.volume}`, Values: [name] }] : [])],
+            MaxResults: 1000,
+            ...(token && { NextToken: token }),
+          }),
+        ),
+      { region: t.region },
+    );
+    found.push(...(page.Snapshots ?? []).map((s) => toSnapshotRecord(s, t.region)));
+    token = page.NextToken;
+  } while (token);
+  // Newest first: retention and "last snapshot" read from the front.
+  return found.sort((a, b) => (b.startedAt?.getTime() ?? 0) - (a.startedAt?.getTime() ?? 0) || b.id.localeCompare(a.id));
+}
+
+/** EFS has no tag filter: one paginated call for the account's access points, then ours by tag. */
+async function describeAccessPoints(ctx: OpsContext, t: RegionTarget, name?: string): Promise<AccessPointRecord[]> {
+  const found: AccessPointDescription[] = [];
+  let token: string | undefined;
+  do {
+    const page = await ctx.aws(
+      'DescribeAccessPoints',
+      () => t.efs.send(new DescribeAccessPointsCommand({ MaxResults: 1000, ...(token && { NextToken: token }) })),
+      { region: t.region },
+    );
+    found.push(...(page.AccessPoints ?? []));
+    token = page.NextToken;
+  } while (token);
+  return found.flatMap((ap) => {
+    const tags = Object.fromEntries((ap.Tags ?? []).map((tag) => [tag.Key, tag.Value]));
+    const volume = tags[Tags.volume];
+    if (tags[Tags.cluster] !== ctx.cluster || !volume || (name && volume !== name) || !ap.AccessPointId) return [];
+    return [{ id: ap.AccessPointId, region: t.region, name: volume, fileSystemId: ap.FileSystemId ?? '', state: ap.LifeCycleState ?? 'unknown', tags }];
+  });
+}
+
+/** The cluster's resources in one region (only those of `name` when given): three kinds, in parallel. */
+export async function readRegion(ctx: OpsContext, t: RegionTarget, name?: string): Promise<RegionInventory> {
+  const [volumes, snapshots, accessPoints] = await Promise.all([
+    describeVolumes(ctx, t, name),
+    describeSnapshots(ctx, t, name),
+    describeAccessPoints(ctx, t, name),
+  ]);
+  return { region: t.region, volumes, snapshots, accessPoints };
+}
+
+const GONE = new Set(['deleting', 'deleted']);
+
+/** The volumes of one name in one region: the current one and the others (a move's copy, or leftovers). */
+export interface VolumeGroup {
+  name: string;
+  region: string;
+  current: VolumeRecord;
+  others: VolumeRecord[];
+}
+
+export function groupVolumes(volumes: VolumeRecord[]): VolumeGroup[] {
+  const byKey = new Map<string, VolumeRecord[]>();
+  for (const v of volumes) {
+    if (GONE.has(v.state)) continue;
+    const key = `${v.region}\u0000${v.name}`;
+    byKey.set(key, [...(byKey.get(key) ?? []), v]);
+  }
+  return [...byKey.values()].map((group) => {
+    const current = pickCurrent(group) as VolumeRecord;
+    return { name: current.name, region: current.region, current, others: group.filter((v) => v !== current) };
+  });
+}
