@@ -12,16 +12,26 @@ export interface TaskState {
   error: string;
 }
 
-/** A 1-replica service whose volume `name` (relocatable, 1 GiB) is mounted at /data. */
-export async function createWriterService(swarm: Swarm, name: string, constraints: string[], volumeOpts: string[] = []): Promise<void> {
-  const opts = ['backing=relocatable', 'size=1', ...volumeOpts].map((o) => `volume-opt=${o}`).join(',');
+export interface WriterServiceOptions {
+  constraints: string[];
+  /** Default: one 1 GiB relocatable volume. */
+  volumeOpts?: string[];
+  /** Default 1; more replicas run one per node. */
+  replicas?: number;
+}
+
+/** A service whose volume `name` is mounted at /data; each start of a task appends its node's name to /data/log. */
+export async function createWriterService(swarm: Swarm, name: string, o: WriterServiceOptions): Promise<void> {
+  const opts = (o.volumeOpts ?? ['backing=relocatable', 'size=1']).map((opt) => `volume-opt=${opt}`).join(',');
+  const replicas = o.replicas ?? 1;
   await swarm.docker(swarm.manager, [
     'service', 'create', '--detach', '--name', name, '--no-resolve-image',
+    '--replicas', String(replicas), ...(replicas > 1 ? ['--replicas-max-per-node', '1'] : []),
     // sh as PID 1 ignores SIGTERM: without this the old task's 10 s stop dominates every move.
     '--stop-grace-period', '1s',
     '--env', 'NODE={{.Node.Hostname}}',
     '--mount', `type=volume,source=${name},target=/data,volume-driver=${PLUGIN_NAME},${opts}`,
-    ...constraints.flatMap((c) => ['--constraint', c]),
+    ...o.constraints.flatMap((c) => ['--constraint', c]),
     swarm.image, 'sh', '-c', WRITER,
   ]);
 }

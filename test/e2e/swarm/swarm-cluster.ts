@@ -8,6 +8,7 @@
  */
 import { mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { embeddedFileSystem } from '../../../cli/embedded-efs.js';
 import { importBusybox } from '../../helpers/busybox-image.js';
 import { abandonedDirs, makeOwnedDir, removeTree } from '../../helpers/owned-dir.js';
 import { loopsUnder, runInstance, startTestCloud, type TestCloud } from '../../integration/localcloud/helpers.js';
@@ -16,6 +17,7 @@ import { linkNodes, removeCgroups } from './node-namespaces.js';
 import { cgroupParent, startSwarmNode, type SwarmNode } from './swarm-node.js';
 
 const PREFIX = 'stowage-swarm-';
+const CLUSTER = 'swarm-e2e';
 
 export interface NodeSpec {
   /** Short name; the node's hostname is `stowage-<name>`. */
@@ -66,6 +68,8 @@ export async function startSwarm(specs: NodeSpec[], pluginEnv: Record<string, st
   try {
     cloud = await startTestCloud({ latency: 'zero' });
     calls = startAwsCallLog(cloud.lc.url);
+    // Shared volumes live on one EFS file system with a mount target in every zone, as in a real cluster.
+    const efsId = await embeddedFileSystem(cloud.efs, cloud.ec2, CLUSTER);
     for (const spec of specs) {
       const zone = `${cloud.lc.region}${spec.zone}`;
       const instanceId = await runInstance(cloud, zone);
@@ -80,6 +84,8 @@ export async function startSwarm(specs: NodeSpec[], pluginEnv: Record<string, st
           STOWAGE_INSTANCE_ID: instanceId,
           STOWAGE_AZ: zone,
           STOWAGE_DEFAULT_BACKING: 'relocatable',
+          STOWAGE_CLUSTER: CLUSTER,
+          STOWAGE_EFS_ID: efsId,
           ...pluginEnv,
         },
       });
