@@ -71,8 +71,7 @@ export class AccessPointDriver implements Driver {
   }
 
   async mount(name: string, ctx: OperationContext): Promise<string> {
-    const { share } = await this.locate(name, ctx);
-    const ap = await this.available(share, name, ctx);
+    const { share, ap } = await this.available(name, ctx);
     const server = await this.deps.mountTargets.inZone(share.key, ctx);
     const target = this.mountpointOf(name);
     await this.deps.mounter.mount(
@@ -97,11 +96,11 @@ export class AccessPointDriver implements Driver {
   }
 
   /** The access point once EFS says `available` (a few seconds after its creation). */
-  private async available(share: ShareRef, name: string, ctx: OperationContext): Promise<VolumeAccessPoint> {
+  private async available(name: string, ctx: OperationContext): Promise<{ share: ShareRef; ap: VolumeAccessPoint }> {
     let waitMs = this.deps.pollInitialMs ?? 1000;
     for (;;) {
-      const { ap } = await this.locate(name, ctx);
-      if (ap.state === 'available') return ap;
+      const { share, ap } = await this.locate(name, ctx);
+      if (ap.state === 'available') return { share, ap };
       if (Date.now() + waitMs >= ctx.deadline) {
         throw new PendingError(`access point ${ap.id} of volume ${name} is ${ap.state}; retry shortly`, { volume: name, accessPoint: ap.id, ...share.status });
       }
