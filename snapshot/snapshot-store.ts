@@ -197,13 +197,15 @@ export class SnapshotStore {
   }
 
   /**
-   * Retention: keeps the newest `keep` of the plugin's own snapshots of a name and deletes older
-   * completed ones. Pending snapshots (a move may be waiting on one), `protect`ed ones (named current
-   * by a volume) and operator backups stay.
+   * Retention: keeps the newest `keep` completed snapshots the plugin took of a name and deletes the
+   * older ones. Pending snapshots (a move may be waiting on one), `protect`ed ones (named current by a
+   * volume) and operator backups stay.
    */
   async prune(name: string, keep: number, protect: ReadonlySet<string>, step: Step): Promise<number> {
     const all = await this.movingAids(name, step);
-    const doomed = all.slice(keep).filter((s) => s.state === 'completed' && !protect.has(s.id));
+    // Only completed snapshots count: a pending one cannot restore anything yet.
+    const completed = all.filter((s) => s.state === 'completed');
+    const doomed = completed.slice(keep).filter((s) => !protect.has(s.id));
     for (const s of doomed) await this.delete(s.id, step);
     if (doomed.length > 0) step.log.info({ deleted: doomed.map((s) => s.id), kept: all.length - doomed.length, keep }, 'old snapshots deleted (retention)');
     return doomed.length;

@@ -232,7 +232,8 @@ export class ZoneMover {
         if (!isNotFound(err)) throw err;
       }
     }
-    step.log.info({ ...context, stage: 'retiring', ms: Date.now() - t, generation: ready.generation }, 'move stage done: source volume deleted, the copy is the volume');
+    step.log.info({ ...context, stage: 'retiring', ms: Date.now() - t, generation: ready.generation }, 'move stage done');
+    step.log.info({ ...context, generation: ready.generation }, 'source volume deleted: the copy is the volume');
     await this.after('source-retired', source.name);
     const protect = new Set([ready.snapshotCurrent].filter((s): s is string => s !== undefined));
     await this.deps.snapshots.prune(source.name, this.deps.retain, protect, step);
