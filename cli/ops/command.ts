@@ -48,6 +48,8 @@ export async function runOpsCommand(command: OpsCommand, argv: string[], io: Ops
   // Logs go to stderr, so stdout stays the command's result (a table, or JSON for scripts).
   const log = createLogger(isLogLevel(level) ? level : 'warn', io.stderr).child({ command: command.name });
   let ctx: Awaited<ReturnType<typeof openContext>> | undefined;
+  // The AWS waits (aws/delay) do not hold the process open, as suits a daemon; a command must live until it answers.
+  const alive = setInterval(() => undefined, 60_000);
   try {
     ctx = await openContext(parsed.common, io, log);
     return await command.run(ctx, parsed);
@@ -57,6 +59,7 @@ export async function runOpsCommand(command: OpsCommand, argv: string[], io: Ops
     io.stderr.write(`${prefix}${err instanceof UsageError ? err.message : describeError(err)}\n${code === ExitCode.usage ? `\n${command.usage}` : ''}`);
     return code;
   } finally {
+    clearInterval(alive);
     ctx?.close();
   }
 }
