@@ -1,23 +1,32 @@
-# The managed plugin's rootfs is this image's filesystem (see docs and scripts for `docker plugin create`).
-FROM node:20-bookworm-slim AS build
-WORKDIR /src
-COPY package.json package-lock.json tsconfig.json ./
-COPY plugin plugin
-COPY drivers drivers
-COPY snapshot snapshot
-COPY aws aws
-COPY host host
-COPY localcloud localcloud
-COPY cli cli
-RUN npm ci && npm prune --omit=dev
+# The managed plugin's root filesystem is this image's filesystem:
+#   docker build -t stowage-rootfs . && scripts/build-plugin.sh --image stowage-rootfs --name stowage/aws
+# Where no registry is reachable, scripts/assemble-rootfs.sh lays out the same tree from local files.
+ARG NODE_IMAGE=node:20-bookworm-slim
 
-FROM node:20-bookworm-slim
+# Build: dev dependencies to compile; then only production dependencies are kept.
+FROM ${NODE_IMAGE} AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+# No install scripts: `prepare` would compile before the sources are here.
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY . .
+RUN npx tsc -p tsconfig.json \
+ && npm prune --omit=dev --no-audit --no-fund \
+ && rm -rf dist/bench \
+ && find dist -name '*.map' -delete
+
+# Runtime: node, the app, and the tools host/ runs (blkid, mkfs.ext4, e2fsck, mkfs.xfs, mount, umount,
+# sync, fuser; mount.nfs4 for NFS and EFS). npm and yarn are not needed to run the plugin.
+FROM ${NODE_IMAGE}
 RUN apt-get update \
- && apt-get install -y --no-install-recommends e2fsprogs xfsprogs util-linux nfs-common \
- && rm -rf /var/lib/apt/lists/*
+ && apt-get install -y --no-install-recommends e2fsprogs xfsprogs util-linux mount psmisc nfs-common ca-certificates \
+ && rm -rf /var/lib/apt/lists/* /usr/share/doc /usr/share/man /usr/share/locale \
+           /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /opt/yarn-* /usr/local/bin/yarn /usr/local/bin/yarnpkg
+ENV NODE_ENV=production
 WORKDIR /opt/stowage
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules node_modules
 COPY --from=build /src/dist dist
+# Mount points of config.json (PropagatedMount, state) and dockerd's socket folder.
 RUN mkdir -p /run/docker/plugins /mnt/stowage /var/lib/stowage
 ENTRYPOINT ["/usr/local/bin/node", "/opt/stowage/dist/cli/main.js", "plugin"]
