@@ -6,7 +6,7 @@
  * visible from the host's namespaces, and everything goes when the node's processes are killed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, readlink, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../../helpers/run.js';
@@ -31,7 +31,7 @@ export interface NodeNamespaces {
   command(argv: string[], opts: { net: boolean; deathSignal: 'KILL' | 'TERM' }): string[];
   /** Runs `ip` in the node's network namespace. */
   ip(args: string[]): Promise<void>;
-  /** SIGKILL to every process of the node (its namespaces and their descendants), as at a power loss. */
+  /** SIGKILL to every process of the node (its namespaces and their descendants), as at a power loss. Idempotent. */
   kill(): Promise<void>;
 }
 
@@ -59,6 +59,9 @@ export async function startNodeNamespaces(dir: string, hostname: string): Promis
   // Read once: the node's processes are found by namespace even after the anchor itself is gone.
   const [mnt, net] = [await nsId(anchorPid, 'mnt'), await nsId(anchorPid, 'net')];
   if (!mnt || !net) throw new Error(`node namespace anchor ${anchorPid} vanished`);
+  // Held open until the node is killed: the kernel reuses a dead namespace's number, and a later
+  // look for "processes in this namespace" must never find another node's (or another run's).
+  const held = [openSync(`/proc/${anchorPid}/ns/mnt`, 'r'), openSync(`/proc/${anchorPid}/ns/net`, 'r')];
   const namespaces: Namespaces = { mnt, net };
   const nsArgs = (net: boolean) => ['-t', String(anchorPid), '-m', '-u', ...(net ? ['-n'] : [])];
 
@@ -69,7 +72,13 @@ export async function startNodeNamespaces(dir: string, hostname: string): Promis
     ip: async (args) => {
       await run(NSENTER, ['-t', String(anchorPid), '-n', '--', IP, ...args]);
     },
-    kill: () => killNode(namespaces),
+    kill: async () => {
+      // Once the references are let go, the namespace numbers may belong to someone else.
+      if (held.length === 0) return;
+      await killNode(namespaces);
+      // Last reference gone: the namespaces end, and with them the veths and the node's mounts.
+      for (const fd of held.splice(0)) closeSync(fd);
+    },
   };
 }
 

@@ -124,9 +124,11 @@ test('a move slower than the Mount deadline: the task fails with our progress me
     await timedMove('across zones, slower than the Mount deadline (n1 → n2)', db, n2, startedAt, 120_000);
 
     const failed = (await tasks(swarm, db, 'all')).filter((t) => t.node === n2.hostname && t.error !== '');
-    expect(failed.length).toBeGreaterThan(0);
-    // Our PendingError, naming what is in progress, as the operator reads it in `docker service ps`.
-    expect(failed[0]!.error).toContain(`is moving ${n1.zone} → ${n2.zone}`);
+    console.log(`[swarm e2e] slow move: failed tasks on n2 before it came up:\n${failed.map((t) => `  ${t.error}`).join('\n')}`);
+    // Our PendingError, naming what is in progress, as the operator reads it in `docker service ps`;
+    // later attempts may fail on a later step of the same move, each a retryable error of ours.
+    expect(failed.some((t) => t.error.includes(`volume ${db} is moving ${n1.zone} → ${n2.zone}: snapshot`))).toBe(true);
+    for (const t of failed) expect(t.error).toContain('[retryable]');
     expect(await volumeLog(swarm, db, n2)).toBe(`start on ${n1.hostname}\nstart on ${n2.hostname}\n`);
   } finally {
     swarm.cloud.lc.setFaults({});
