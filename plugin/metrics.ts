@@ -125,7 +125,7 @@ export class Metrics implements WorkMetrics {
     }
   };
 
-  /** The same driver, telling the request it serves its backing and counting its Mounts in flight. */
+  /** The same driver, telling the request it serves which backing did the work, and counting its Mounts in flight. */
   instrument(driver: Driver): Driver {
     const reached = <T>(work: () => Promise<T>): Promise<T> => {
       this.scope.getStore()?.backings.add(driver.backing);
@@ -137,7 +137,12 @@ export class Metrics implements WorkMetrics {
       mountpointOf: (name: string) => driver.mountpointOf(name),
       create: (name: string, options: VolumeOptions, ctx: OperationContext) => reached(() => driver.create(name, options, ctx)),
       remove: (name: string, ctx: OperationContext) => reached(() => driver.remove(name, ctx)),
-      get: (name: string, ctx: OperationContext) => reached(() => driver.get(name, ctx)),
+      // Every driver is asked for a name; the request belongs to the one that has it.
+      get: async (name: string, ctx: OperationContext) => {
+        const found = await driver.get(name, ctx);
+        if (found) this.scope.getStore()?.backings.add(driver.backing);
+        return found;
+      },
       list: (ctx: OperationContext) => reached(() => driver.list(ctx)),
       unmount: (name: string, ctx: OperationContext) => reached(() => driver.unmount(name, ctx)),
       mount: (name: string, ctx: OperationContext) =>
