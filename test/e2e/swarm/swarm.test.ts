@@ -114,7 +114,7 @@ test('across zones: the task moves from n1 (zone a) to n2 (zone b) with its data
 
 test('a move slower than the Mount deadline: the task fails with our progress message, Swarm retries, it comes up with the data', async () => {
   const db = 'db-slow-move';
-  swarm.cloud.lc.setFaults({ slowSnapshotMs: 15_000 });
+  swarm.cloud.lc.setFaults({ slowSnapshotMs: 8000 });
   await n2.restartPlugin({ STOWAGE_MOUNT_TIMEOUT: '3s' });
   try {
     await createWriterService(swarm, db, { constraints: [`node.hostname==${n1.hostname}`] });
