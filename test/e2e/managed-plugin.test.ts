@@ -11,7 +11,7 @@
  * `<state source>/localcloud`, which the plugin sees as /var/lib/stowage/localcloud (docs/operators.md).
  */
 import { DescribeVolumesCommand, EC2Client, RunInstancesCommand, type Volume } from '@aws-sdk/client-ec2';
-import { readdir, readlink, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readlink, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +67,11 @@ async function docker(args: string[], timeoutMs = 150_000): Promise<string> {
   return r.stdout;
 }
 
+/** Where scripts/build-plugin.sh finds the private daemon. */
+function clientEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, DOCKER, DOCKER_HOST: `unix://${d!.socket}`, DOCKER_CONFIG: path.join(d!.baseDir, 'client') };
+}
+
 /** The plugin's own JSON log lines, which dockerd relays into its log with the plugin's id. */
 function pluginLines(): { msg?: string; volume?: string }[] {
   return d!.logs().split('\n').flatMap((line) => {
@@ -78,6 +83,15 @@ function pluginLines(): { msg?: string; volume?: string }[] {
       return [];
     }
   });
+}
+
+/**
+ * The volumes dockerd lists for this plugin (by its full reference). dockerd also asks the socket
+ * plugins other test runs leave in /run/docker/plugins, so the whole list is not ours.
+ */
+async function ourVolumes(): Promise<string[]> {
+  const lines = (await docker(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}'])).split('\n');
+  return lines.filter((l) => l.startsWith(`${PLUGIN}:latest `)).map((l) => l.split(' ')[1]!);
 }
 
 async function ebsVolumes(name: string): Promise<Volume[]> {
@@ -104,8 +118,7 @@ async function processesRootedUnder(dir: string): Promise<number[]> {
 beforeAll(async () => {
   const rootfs = await cachedRootfs();
   tmp = await scratchDir('managed-plugin');
-  const stateSource = path.join(tmp, 'state');
-  lc = await startLocalcloud({ dir: path.join(stateSource, 'localcloud') });
+  lc = await startLocalcloud({ dir: path.join(tmp, 'state', 'localcloud') });
   ec2 = new EC2Client({ endpoint: lc.url, region: lc.region, credentials: CREDENTIALS, maxAttempts: 1 });
   zone = lc.zones[0]!;
   const started = await ec2.send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, ImageId: 'ami-12345678', Placement: { AvailabilityZone: zone } }));
@@ -114,21 +127,9 @@ beforeAll(async () => {
   d = await startDockerd({ name: 'managed' });
   image = await importBusybox(d);
   await run(path.join(REPO, 'scripts/build-plugin.sh'), ['--rootfs', rootfs, '--name', PLUGIN], {
-    env: { ...process.env, DOCKER, DOCKER_HOST: `unix://${d.socket}`, DOCKER_CONFIG: path.join(d.baseDir, 'client') },
+    env: clientEnv(),
     timeoutMs: 300_000,
   });
-  await docker([
-    'plugin', 'set', PLUGIN,
-    `state.source=${stateSource}`,
-    'STOWAGE_BACKEND=local',
-    // Host networking: the plugin reaches the test's localcloud on 127.0.0.1.
-    `STOWAGE_LOCALCLOUD_URL=${lc.url}`,
-    `STOWAGE_LOCALCLOUD_DIR=${PLUGIN_STATE_DIR}/localcloud`,
-    `STOWAGE_INSTANCE_ID=${instanceId}`,
-    `STOWAGE_AZ=${zone}`,
-    'STOWAGE_DEFAULT_BACKING=relocatable',
-    'STOWAGE_LOG_LEVEL=debug',
-  ]);
 }, 600_000);
 
 afterAll(async () => {
@@ -151,7 +152,29 @@ afterAll(async () => {
   }
 }, 180_000);
 
+test('enable names the state folder when it is missing on the host', async () => {
+  const missing = path.join(tmp!, 'not-made-yet');
+  await docker(['plugin', 'set', PLUGIN, `state.source=${missing}`]);
+  const noFolder = await d!.docker(['plugin', 'enable', PLUGIN], { allowFailure: true, timeoutMs: 120_000 });
+  expect(noFolder.code).not.toBe(0);
+  expect(noFolder.stderr).toContain(missing);
+  expect(JSON.parse(await docker(['plugin', 'inspect', '--format', '{{json .Enabled}}', PLUGIN]))).toBe(false);
+}, 300_000);
+
 test('dockerd enables the plugin from config.json and keeps the settings it was given', async () => {
+  await docker([
+    'plugin', 'set', PLUGIN,
+    `state.source=${path.join(tmp!, 'state')}`,
+    'STOWAGE_BACKEND=local',
+    // Host networking: the plugin reaches the test's localcloud on 127.0.0.1.
+    `STOWAGE_LOCALCLOUD_URL=${lc!.url}`,
+    `STOWAGE_LOCALCLOUD_DIR=${PLUGIN_STATE_DIR}/localcloud`,
+    `STOWAGE_INSTANCE_ID=${instanceId}`,
+    `STOWAGE_AZ=${zone}`,
+    'STOWAGE_DEFAULT_BACKING=relocatable',
+    'STOWAGE_LOG_LEVEL=debug',
+    'STOWAGE_MOUNT_TIMEOUT=100s',
+  ]);
   await docker(['plugin', 'enable', '--timeout', '120', PLUGIN]);
   const [plugin] = JSON.parse(await docker(['plugin', 'inspect', PLUGIN])) as {
     Enabled: boolean;
@@ -167,7 +190,7 @@ test('dockerd enables the plugin from config.json and keeps the settings it was 
 test('a volume made through the managed plugin carries data from one container to the next, then is removed', async () => {
   await docker(['volume', 'create', '-d', PLUGIN, '--opt', 'size=1', 'shipped']);
   // dockerd names the driver by the plugin's full reference.
-  expect(await docker(['volume', 'ls', '--format', '{{.Driver}} {{.Name}}'])).toBe(`${PLUGIN}:latest shipped\n`);
+  expect(await ourVolumes()).toEqual(['shipped']);
   const [created] = await ebsVolumes('shipped');
   expect(created).toMatchObject({ Size: 1, AvailabilityZone: zone, State: 'available' });
 
@@ -187,13 +210,24 @@ test('a volume made through the managed plugin carries data from one container t
   await docker(['volume', 'rm', 'shipped']);
   expect(await ebsVolumes('shipped')).toEqual([]);
   expect(loopsUnder(lc!.dir)).toEqual([]);
-  expect(await docker(['volume', 'ls', '--format', '{{.Name}}'])).toBe('');
+  expect(await ourVolumes()).toEqual([]);
 }, 300_000);
 
-test('the plugin disables and is removed cleanly, leaving nothing mounted from its propagated mount', async () => {
+test('the plugin disables cleanly, leaving nothing mounted from its propagated mount', async () => {
   await docker(['plugin', 'disable', PLUGIN]);
-  await docker(['plugin', 'rm', PLUGIN]);
-  expect(await docker(['plugin', 'ls', '--format', '{{.Name}}'])).toBe('');
   expect(await processesRootedUnder(d!.dataRoot)).toEqual([]);
   expect(await volumeMounts()).toEqual([]);
 }, 120_000);
+
+test('a bad setting stops the plugin at start, and the daemon log has the one line naming it', async () => {
+  await docker(['plugin', 'set', PLUGIN, 'STOWAGE_MOUNT_TIMEOUT=5h']);
+  const badSetting = await d!.docker(['plugin', 'enable', PLUGIN], { allowFailure: true, timeoutMs: 120_000 });
+  expect(badSetting.code).not.toBe(0);
+  // Relayed from the plugin's stderr under its id, quotes escaped by dockerd's log format.
+  expect(d!.logs()).toContain('stowage: STOWAGE_MOUNT_TIMEOUT=\\"5h\\" is not valid: expected a duration');
+  expect(JSON.parse(await docker(['plugin', 'inspect', '--format', '{{json .Enabled}}', PLUGIN]))).toBe(false);
+  // dockerd 20.10 keeps the failed plugin's container, so a plain rm may refuse; -f removes it all.
+  await docker(['plugin', 'rm', '-f', PLUGIN]);
+  expect(await docker(['plugin', 'ls', '--format', '{{.Name}}'])).toBe('');
+  expect(await processesRootedUnder(d!.dataRoot)).toEqual([]);
+}, 300_000);
