@@ -1,6 +1,6 @@
 import { DeleteSnapshotCommand, DeleteVolumeCommand, DescribeInstancesCommand, DetachVolumeCommand } from '@aws-sdk/client-ec2';
 import { DeleteAccessPointCommand } from '@aws-sdk/client-efs';
-import { Tags } from '../../drivers/ebs/volume-record.js';
+import { isUnfinishedCopy } from '../../drivers/ebs/volume-record.js';
 import { describeError } from '../../plugin/errors.js';
 import type { ParsedArgs } from './args.js';
 import type { OpsCommand } from './command.js';
@@ -32,9 +32,7 @@ export function planRegion(inv: RegionInventory, retain: number, goneInstances: 
   for (const group of groupVolumes(inv.volumes)) {
     for (const v of group.others) {
       // A move's copy whose source still exists is work in progress, not a leftover.
-      const source = v.tags[Tags.movedFrom];
-      const unfinishedCopy = source !== undefined && inv.volumes.some((o) => o.id === source && o.state !== 'deleting' && o.state !== 'deleted');
-      if (v.state !== 'available' || v.attachment || unfinishedCopy) continue;
+      if (v.state !== 'available' || v.attachment || isUnfinishedCopy(v, inv.volumes)) continue;
       actions.push({
         kind: 'delete-volume', region, name: v.name, id: v.id,
         reason: `superseded: ${group.current.id} (generation ${group.current.generation}, ${group.current.zone}) carries the name`,

@@ -1,4 +1,3 @@
-import { Tags } from '../../drivers/ebs/volume-record.js';
 import type { OpsCommand } from './command.js';
 import type { OpsContext } from './context.js';
 import type { ParsedArgs } from './args.js';
@@ -21,7 +20,7 @@ export function moveHistory(inv: RegionInventory): HistoryEvent[] {
   const events: HistoryEvent[] = [
     ...inv.volumes.map((v) => ({
       at: v.createdAt?.toISOString(),
-      what: `generation ${v.generation} created in ${v.zone} as ${v.id}${v.snapshot ? ` from ${v.snapshot}` : ''}${v.tags[Tags.movedFrom] ? ` (copy of ${v.tags[Tags.movedFrom]})` : ''}; now ${v.state}`,
+      what: `generation ${v.generation} created in ${v.zone} as ${v.id}${v.snapshot ? ` from ${v.snapshot}` : ''}${v.movedFrom ? ` (copy of ${v.movedFrom})` : ''}; now ${v.state}`,
     })),
     ...inv.snapshots.map((s) => ({
       at: s.startedAt?.toISOString(),
