@@ -161,7 +161,9 @@ export class ShareDriver implements Driver {
       backing: this.backing,
       ...(v.createdAt && { createdAt: v.createdAt }),
       status: { ...share.status, path: volumePath(this.deps.cluster, v.name), uid: v.uid, gid: v.gid, mode: v.mode, onRemove: onRemoveStatus(this.deps.cluster, this.deps.sharedDelete) },
-      options: { ...share.options, uid: v.uid, gid: v.gid, mode: v.mode },
+      // Not uid/gid/mode: they are the directory's now, which containers may change on purpose; a
+      // Create repeating the original options must not be refused for that.
+      options: { ...share.options },
     };
   }
 }

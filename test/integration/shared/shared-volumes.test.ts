@@ -109,7 +109,7 @@ describe('EFS directory mode, two instances in two zones', () => {
     const onA = efsDriver(a, 'directory');
     const onB = efsDriver(b, 'directory');
     await onA.create('web', SHARED, ctx('web'));
-    expect(await onB.get('web', ctx('web'))).toMatchObject({ backing: 'shared', options: { uid: 1000, gid: 1001, mode: '0770' } });
+    expect(await onB.get('web', ctx('web'))).toMatchObject({ backing: 'shared', status: { uid: 1000, gid: 1001, mode: '0770' } });
 
     const pathA = await mountOn(onA, 'web');
     const pathB = await mountOn(onB, 'web');

@@ -40,7 +40,7 @@ test('a directory per volume under the export, mounted with the plain NFS option
   expect(rootKey.startsWith(join(dir, 'mnt', '.shares', 'nfs-'))).toBe(true);
   const st = await stat(join(rootKey, 'stowage/c1/web'));
   expect([st.uid, st.gid, (st.mode & 0o777).toString(8)]).toEqual([33, 33, '770']);
-  expect(await driver.get('web', ctx('web'))).toMatchObject({ backing: 'nfs', status: { share: NFS.share, path: '/stowage/c1/web' }, options: { share: NFS.share, mode: '0770' } });
+  expect(await driver.get('web', ctx('web'))).toMatchObject({ backing: 'nfs', status: { share: NFS.share, path: '/stowage/c1/web' }, options: { share: NFS.share } });
 });
 
 test('the shares a node was given are remembered across a restart, so Mount and Get find their volumes', async () => {
