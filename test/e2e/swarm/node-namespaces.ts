@@ -5,11 +5,18 @@
  * plugin socket). The node's dockerd and plugin are started inside with nsenter. Nothing here is
  * visible from the host's namespaces, and everything goes when the node's processes are killed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, readlink, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { run } from '../../helpers/run.js';
+import { promisify } from 'node:util';
+
+/**
+ * Not helpers/run.ts: it writes to the child's stdin, and a command as quick as `ip` or `find` may
+ * be gone by then (EPIPE, an uncaught error that fails the whole file). execFile leaves stdin alone
+ * and its error carries the command line and stderr.
+ */
+const execFileAsync = promisify(execFile);
 
 const UNSHARE = '/usr/bin/unshare';
 const NSENTER = '/usr/bin/nsenter';
@@ -70,7 +77,7 @@ export async function startNodeNamespaces(dir: string, hostname: string): Promis
     pluginsDir: own.plugins,
     command: (argv, { net, deathSignal }) => [NSENTER, ...nsArgs(net), '--', SETPRIV, '--pdeathsig', deathSignal, '--', ...argv],
     ip: async (args) => {
-      await run(NSENTER, ['-t', String(anchorPid), '-n', '--', IP, ...args]);
+      await execFileAsync(NSENTER, ['-t', String(anchorPid), '-n', '--', IP, ...args]);
     },
     kill: async () => {
       // Once the references are let go, the namespace numbers may belong to someone else.
@@ -189,5 +196,6 @@ function safeRead(file: string): string {
 
 /** dockerd leaves its --cgroup-parent folders (in every hierarchy) behind when its containers are killed. */
 export async function removeCgroups(name: string): Promise<void> {
-  await run(FIND, [CGROUP_ROOT, '-depth', '-type', 'd', '(', '-name', name, '-o', '-path', `*/${name}/*`, ')', '-delete'], { allowFailure: true });
+  // Best effort: a cgroup that still has processes cannot go, and find says so on stderr.
+  await execFileAsync(FIND, [CGROUP_ROOT, '-depth', '-type', 'd', '(', '-name', name, '-o', '-path', `*/${name}/*`, ')', '-delete']).catch(() => undefined);
 }
