@@ -5,14 +5,13 @@
  * network, PropagatedMount, capabilities, devices, mounts, settable env), not a reading of it.
  *
  * No registry is reachable here, so the rootfs is assembled from this machine's files by
- * scripts/assemble-rootfs.sh, once per test process, and cached in os.tmpdir().
+ * scripts/assemble-rootfs.sh, into the test's scratch folder (about 160 MB, gone with it).
  *
  * The plugin reaches the localcloud through the state mount: the test's localcloud lives in
  * `<state source>/localcloud`, which the plugin sees as /var/lib/stowage/localcloud (docs/operators.md).
  */
 import { DescribeVolumesCommand, EC2Client, RunInstancesCommand, type Volume } from '@aws-sdk/client-ec2';
-import { mkdir, readdir, readlink, rm, stat } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readdir, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MountEntry } from '../../host/host.js';
@@ -29,7 +28,6 @@ const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const PLUGIN = 'stowage/aws';
 /** Where config.json's state mount puts the plugin's state, and so the localcloud inside it. */
 const PLUGIN_STATE_DIR = '/var/lib/stowage';
-const ROOTFS_PREFIX = 'stowage-plugin-rootfs-';
 /** What the plugin logs when the last container lets go of a volume. */
 const UNMOUNTED = 'last reference released; volume unmounted';
 const CREDENTIALS = { accessKeyId: 'localcloud', secretAccessKey: 'localcloud' };
@@ -41,22 +39,6 @@ let d: Dockerd | undefined;
 let image: string;
 let instanceId: string;
 let zone: string;
-
-/**
- * One rootfs per jest process, like the busybox tarball: assembled under a temporary name by the
- * script and renamed when complete. Those of runs that are gone are removed first.
- */
-async function cachedRootfs(): Promise<string> {
-  const rootfs = path.join(os.tmpdir(), `${ROOTFS_PREFIX}${process.pid}`);
-  if (await stat(rootfs).then(() => true, () => false)) return rootfs;
-  for (const entry of await readdir(os.tmpdir())) {
-    const pid = new RegExp(`^${ROOTFS_PREFIX}([0-9]+)(\\.partial\\.[0-9]+)?$`).exec(entry)?.[1];
-    if (pid === undefined || (await stat(`/proc/${pid}`).then(() => true, () => false))) continue;
-    await rm(path.join(os.tmpdir(), entry), { recursive: true, force: true });
-  }
-  await run(path.join(REPO, 'scripts/assemble-rootfs.sh'), [rootfs], { timeoutMs: 300_000 });
-  return rootfs;
-}
 
 /** The docker CLI on the private daemon; a failure carries the CLI's stderr and dockerd's log (with the plugin's lines). */
 async function docker(args: string[], timeoutMs = 150_000): Promise<string> {
@@ -116,8 +98,9 @@ async function processesRootedUnder(dir: string): Promise<number[]> {
 }
 
 beforeAll(async () => {
-  const rootfs = await cachedRootfs();
   tmp = await scratchDir('managed-plugin');
+  const rootfs = path.join(tmp, 'rootfs');
+  await run(path.join(REPO, 'scripts/assemble-rootfs.sh'), [rootfs], { timeoutMs: 300_000 });
   lc = await startLocalcloud({ dir: path.join(tmp, 'state', 'localcloud') });
   ec2 = new EC2Client({ endpoint: lc.url, region: lc.region, credentials: CREDENTIALS, maxAttempts: 1 });
   zone = lc.zones[0]!;
