@@ -23,6 +23,10 @@ Examples:
   stowage gc --region us-east-1 --apply
 `;
 
+// The SDK is pinned by the lock file to releases that support Node 20; its warning about later
+// releases would land in dockerd's log at error level on every start.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   plugin: pluginCommand,
   localcloud: localcloudCommand,
