@@ -4,13 +4,13 @@
  * localcloud on 127.0.0.1 while its socket and mounts are the node's. Both write to log files in
  * the node's folder.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import http from 'node:http';
+import { connect } from 'node:net';
 import path from 'node:path';
 import { DOCKER, DOCKERD, type Dockerd } from '../../helpers/dockerd.js';
-import { run } from '../../helpers/run.js';
+import type { RunOptions, RunResult } from '../../helpers/run.js';
 import { PLUGIN_SOCKET_DIR } from '../../helpers/plugin-name.js';
 import { startNodeNamespaces, type NodeNamespaces } from './node-namespaces.js';
 import { fileURLToPath } from 'node:url';
@@ -71,7 +71,7 @@ export async function startSwarmNode(o: SwarmNodeOptions): Promise<SwarmNode> {
     const [file, ...args] = ns.command([process.execPath, PLUGIN_MAIN, 'plugin'], { net: false, deathSignal: 'KILL' });
     plugin = spawnLogged(file!, args, pluginLogFile, pluginEnv);
     // The socket is the node's; from the host it is the same file under the node's plugins folder.
-    await waitFor(() => answers(path.join(ns.pluginsDir, `${PLUGIN_NAME}.sock`)), 15_000, () => `plugin of ${o.name} did not open its socket:\n${tail(pluginLogFile)}`, plugin);
+    await waitFor(() => accepts(path.join(ns.pluginsDir, `${PLUGIN_NAME}.sock`)), 15_000, () => `plugin of ${o.name} did not open its socket:\n${tail(pluginLogFile)}`, plugin);
   };
   const stopPlugin = async (): Promise<void> => {
     if (!plugin || plugin.exitCode !== null || plugin.signalCode !== null) return;
@@ -85,7 +85,7 @@ export async function startSwarmNode(o: SwarmNodeOptions): Promise<SwarmNode> {
   const clientEnv: NodeJS.ProcessEnv = { ...process.env, DOCKER_CONFIG: path.join(o.dir, 'client') };
   delete clientEnv.DOCKER_HOST;
   delete clientEnv.DOCKER_CONTEXT;
-  const docker: Dockerd['docker'] = (args, runOpts = {}) => run(DOCKER, ['-H', `unix://${socket}`, ...args], { ...runOpts, env: clientEnv });
+  const docker: Dockerd['docker'] = (args, runOpts = {}) => dockerCli(['-H', `unix://${socket}`, ...args], clientEnv, runOpts);
 
   let dockerd: ChildProcess | undefined;
   const node: SwarmNode = {
@@ -146,6 +146,22 @@ export function cgroupParent(dir: string): string {
   return path.basename(dir);
 }
 
+/**
+ * The docker client, as helpers/run.ts runs it but without writing to its stdin: run.ts ends stdin
+ * after spawning, and a client that exits first (a busy manager answers fast with an error) makes
+ * that an uncaught EPIPE which fails the whole file.
+ */
+function dockerCli(args: string[], env: NodeJS.ProcessEnv, o: Pick<RunOptions, 'allowFailure' | 'timeoutMs' | 'input'>): Promise<RunResult> {
+  if (o.input !== undefined) return Promise.reject(new Error('swarm nodes run the docker client without stdin'));
+  return new Promise((resolve, reject) => {
+    execFile(DOCKER, args, { env, timeout: o.timeoutMs ?? 60_000, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : undefined;
+      if (code === 0 || (code !== undefined && o.allowFailure)) resolve({ code, stdout, stderr });
+      else reject(new Error(`${DOCKER} ${args.join(' ')}: ${err?.killed ? `no answer within ${o.timeoutMs ?? 60_000} ms` : err?.message}\nstderr: ${stderr}`));
+    });
+  });
+}
+
 function spawnLogged(file: string, args: string[], logFile: string, env: NodeJS.ProcessEnv): ChildProcess {
   const fd = openSync(logFile, 'a');
   try {
@@ -183,14 +199,15 @@ function tail(file: string): string {
   return readText(file).slice(-6000);
 }
 
-function answers(socket: string): Promise<boolean> {
+/** The plugin opens its socket before it talks to AWS: accepting a connection is being ready for dockerd. */
+function accepts(socket: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const req = http.request({ socketPath: socket, path: '/VolumeDriver.Capabilities', method: 'POST' }, (res) => {
-      res.resume();
-      resolve(res.statusCode === 200);
+    const conn = connect(socket);
+    conn.once('connect', () => {
+      conn.destroy();
+      resolve(true);
     });
-    req.on('error', () => resolve(false));
-    req.end('{}');
+    conn.once('error', () => resolve(false));
   });
 }
 
