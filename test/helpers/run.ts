@@ -59,6 +59,8 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
         resolve(result);
       }
     });
+    // A command that exits before reading its input closes the pipe; that is its answer, not a crash.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }
