@@ -29,6 +29,8 @@ export interface WaitOptions {
   /** For logs and the timeout message: "vol-1 attached to i-2". */
   what: string;
   log: Logger;
+  /** Stops waiting (the caller learned the answer another way); the promise then rejects with the reason. */
+  signal?: AbortSignal;
 }
 
 interface Waiter {
@@ -84,6 +86,16 @@ export class VolumeWaiter {
           reject(new WaitTimeoutError(options.what, waiter.last));
         }, Math.max(0, options.deadline - now)),
       };
+      if (options.signal) {
+        const signal = options.signal;
+        const abandon = () => {
+          if (!this.waiters.has(waiter)) return;
+          this.settle(waiter);
+          reject(signal.reason);
+        };
+        if (signal.aborted) return abandon();
+        signal.addEventListener('abort', abandon, { once: true });
+      }
       this.waiters.add(waiter);
       this.schedule();
     });

@@ -31,7 +31,7 @@ import { VolumeWaiter, WaitTimeoutError } from '../../aws/volume-waiter.js';
 import { SnapshotStore } from '../../snapshot/snapshot-store.js';
 import { ZoneMover, describeMove, type MoveProgress, type MoveStep } from '../../snapshot/zone-move.js';
 import { DeviceNameAllocator } from './device-names.js';
-import { prepareAndMount, waitForDevice } from './prepare-device.js';
+import { deviceAppears, prepareAndMount, waitForDevice } from './prepare-device.js';
 import { Fencing } from './fencing.js';
 import { VolumeCatalog } from './volume-catalog.js';
 import {
@@ -489,11 +489,7 @@ class EbsDriverImpl implements EbsDriver {
       }
       const stuckAt = Date.now() + this.stuckAttachMs;
       try {
-        await this.waiter.waitFor(volume.id, (v) => attachmentOn(v, this.me)?.State === 'attached', {
-          deadline: Math.min(deadline, stuckAt),
-          what: `${volume.id} attached to ${this.me} as ${device}`,
-          log,
-        });
+        await this.attached(volume, device, Math.min(deadline, stuckAt), log);
         this.names.settle(device);
         return device;
       } catch (err) {
@@ -513,6 +509,28 @@ class EbsDriverImpl implements EbsDriver {
   }
 
   /** A retried AttachVolume whose first try went through (a 5xx after the fact) finds the volume ours already. */
+  /**
+   * Until the attachment is done. The kernel shows the volume's device (by volume id) the moment
+   * EC2 finishes, seconds before a backed-off DescribeVolumes would say so: whichever sees it first
+   * ends the wait, and the device check costs no AWS call.
+   */
+  private async attached(volume: EbsVolume, device: string, giveUpAt: number, log: Logger): Promise<void> {
+    const done = new AbortController();
+    const described = this.waiter.waitFor(volume.id, (v) => attachmentOn(v, this.me)?.State === 'attached', {
+      deadline: giveUpAt,
+      what: `${volume.id} attached to ${this.me} as ${device}`,
+      log,
+      signal: done.signal,
+    });
+    const appeared = deviceAppears(this.deps.host, volume.id, giveUpAt, done.signal);
+    try {
+      await Promise.race([described, appeared.then((found) => (found ? undefined : described))]);
+    } finally {
+      done.abort(new Error('attachment seen'));
+      described.catch(() => undefined);
+    }
+  }
+
   private async attachedAs(volume: EbsVolume, device: string, deadline: number, log: Logger): Promise<boolean> {
     const now = await this.catalog.lookup(volume.name, deadline, log);
     return now?.id === volume.id && now.attachment?.instanceId === this.me && now.attachment.device === device;
@@ -535,6 +553,12 @@ class EbsDriverImpl implements EbsDriver {
   async unmount(name: string, ctx: OperationContext): Promise<void> {
     const { host } = this.deps;
     const log = ctx.log;
+    // A Mount that answered "pending" may still be attaching: let it finish, then undo all of it.
+    const mounting = this.inflight.get(name);
+    if (mounting) {
+      log.info({ doing: mounting.progress.doing }, 'waiting for the mount in progress before unmounting');
+      await mounting.promise.catch(() => undefined);
+    }
     const mountpoint = this.mountpointOf(name);
     // A busy umount throws (naming what holds it) before anything is detached.
     if (await host.mountAt(mountpoint)) await host.unmount(mountpoint);

@@ -10,6 +10,18 @@ function isFilesystem(fstype: string | undefined): fstype is Filesystem {
 }
 
 /** The node's device for the volume: by volume id (Nitro), else the requested name (Xen). It may lag the attach. */
+/** Whether the volume's own device (found by volume id, never by a reusable name) shows up in time. */
+/** Looking for a device is a stat of one link: cheap enough to do often. */
+const DEVICE_POLL_MS = 100;
+
+export async function deviceAppears(host: Host, volumeId: string, giveUpAt: number, signal: AbortSignal): Promise<boolean> {
+  while (!signal.aborted && Date.now() < giveUpAt) {
+    if (await host.findDevice(volumeId)) return true;
+    await delay(DEVICE_POLL_MS);
+  }
+  return false;
+}
+
 export async function waitForDevice(host: Host, volume: EbsVolume, requested: string, giveUpAt: number, pollMs: number): Promise<string> {
   for (let wait = Math.max(10, pollMs / 4); ; wait = Math.min(wait * 2, 2000)) {
     const device = await host.findDevice(volume.id, requested || undefined);

@@ -26,6 +26,29 @@ function waiter(counter: CallCounter, initialDelayMs = 20) {
 const available = (v: Volume | undefined) => v?.State === 'available';
 
 describe('VolumeWaiter', () => {
+  test('an aborted wait stops at once and asks EC2 nothing more', async () => {
+    const counter = new CallCounter();
+    const w = waiter(counter, 50);
+    states.set('vol-a', 'creating');
+    const done = new AbortController();
+    const waiting = w.waitFor('vol-a', available, { deadline: Date.now() + 2000, what: 'available', log: silentLogger, signal: done.signal });
+    done.abort(new Error('seen another way'));
+    await expect(waiting).rejects.toThrow('seen another way');
+    await new Promise((r) => setTimeout(r, 120));
+    expect(counter.count('DescribeVolumes')).toBe(0);
+  });
+
+  test('waiters arriving a little apart join the poll already planned', async () => {
+    const counter = new CallCounter();
+    const w = waiter(counter, 100);
+    for (const id of ['vol-a', 'vol-b']) states.set(id, 'available');
+    const opts = () => ({ deadline: Date.now() + 2000, what: 'available', log: silentLogger });
+    const first = w.waitFor('vol-a', available, opts());
+    await new Promise((r) => setTimeout(r, 30));
+    await Promise.all([first, w.waitFor('vol-b', available, opts())]);
+    expect(counter.count('DescribeVolumes')).toBe(1);
+  });
+
   test('concurrent waiters share one DescribeVolumes per poll, carrying all their ids', async () => {
     const counter = new CallCounter();
     const w = waiter(counter);
