@@ -1,0 +1,79 @@
+/**
+ * Cross-zone Mount wall time on localcloud with realistic latencies, for a volume with 1 GiB
+ * written: cold (the Mount snapshots, then restores) vs warm (the snapshot on unmount is recorded
+ * and completed, so the Mount restores at once). Baseline: Create + first Mount of a new volume in
+ * the target zone (one CreateVolume + one attach); the warm move should cost no more than +10%.
+ */
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+import { parseOptions } from '../plugin/options.js';
+import { SnapshotStore } from '../snapshot/snapshot-store.js';
+import { benchContext, CLUSTER, startBenchCloud, startBenchNode, type BenchCloud, type BenchNode } from './fixture.js';
+import { printTable, recordResults, runIfMain } from './results.js';
+
+const OPTIONS = parseOptions({ backing: 'relocatable', size: '2' }, 'relocatable').options;
+const WRITTEN_MIB = 1024;
+
+async function seeded(a: BenchNode, name: string): Promise<void> {
+  await a.driver.create(name, OPTIONS, benchContext(name));
+  const mp = await a.driver.mount(name, benchContext(name));
+  execFileSync('dd', ['if=/dev/zero', `of=${path.join(mp, 'data.bin')}`, 'bs=4M', `count=${WRITTEN_MIB / 4}`, 'conv=fsync', 'status=none']);
+  await a.driver.unmount(name, benchContext(name, 300_000));
+}
+
+async function timedMount(node: BenchNode, name: string): Promise<number> {
+  const started = Date.now();
+  await node.driver.mount(name, benchContext(name, 600_000));
+  const ms = Date.now() - started;
+  await node.driver.unmount(name, benchContext(name));
+  return ms;
+}
+
+/** What snapshot on unmount does after the detach, then waits for it: a warm volume. */
+async function warmUp(cloud: BenchCloud, a: BenchNode, name: string): Promise<void> {
+  const store = new SnapshotStore({ ec2: cloud.ec2, counter: a.counter, cluster: CLUSTER, pollInitialMs: 500 });
+  const step = benchContext(name, 600_000);
+  const volume = (await a.driver.get(name, step))!;
+  const id = String(volume.status.volumeId);
+  const taken = await store.create({ id, name, generation: Number(volume.status.generation) } as never, 'unmount', step);
+  await store.markCurrent({ id, name } as never, taken.id, step);
+  await store.waitCompleted(taken.id, step, () => undefined);
+}
+
+export async function main(): Promise<void> {
+  const cloud = await startBenchCloud('realistic');
+  try {
+    const [zoneA, zoneB] = cloud.lc.zones as [string, string];
+    const a = await startBenchNode(cloud, zoneA, 500);
+    const b = await startBenchNode(cloud, zoneB, 500);
+    await seeded(a, 'cold');
+    await seeded(a, 'warm');
+    await warmUp(cloud, a, 'warm');
+
+    const coldMs = await timedMount(b, 'cold');
+    b.counter.reset();
+    const warmMs = await timedMount(b, 'warm');
+    const warmSnapshots = b.counter.count('CreateSnapshot');
+    const baseStarted = Date.now();
+    await b.driver.create('baseline', OPTIONS, benchContext('baseline'));
+    await b.driver.mount('baseline', benchContext('baseline'));
+    const baselineMs = Date.now() - baseStarted;
+    await b.driver.unmount('baseline', benchContext('baseline'));
+
+    const ratio = Number((coldMs / warmMs).toFixed(2));
+    const warmOverBaseline = Number((warmMs / baselineMs).toFixed(2));
+    printTable(`cross-zone Mount, ${WRITTEN_MIB} MiB written, localcloud realistic latencies`, [
+      ['cold (snapshot + restore) ms', coldMs],
+      ['warm (snapshot on unmount) ms', warmMs],
+      ['cold / warm', ratio],
+      ['baseline create + attach ms', baselineMs],
+      ['warm / baseline', warmOverBaseline, '≤ 1.10'],
+      ['CreateSnapshot calls (warm)', warmSnapshots, '0'],
+    ]);
+    await recordResults('crossZone', { writtenMiB: WRITTEN_MIB, coldMs, warmMs, ratio, baselineMs, warmOverBaseline, warmCreateSnapshotCalls: warmSnapshots });
+  } finally {
+    await cloud.close();
+  }
+}
+
+runIfMain(import.meta.url, main);
