@@ -1,0 +1,225 @@
+/**
+ * The fault matrix's test bed: one localcloud (zones a and b) on a fixed port, so it can be
+ * restarted under running drivers; emulated instances with their own device folder and mount root;
+ * a caller that behaves like dockerd + Swarm (retries what is retryable, records every error it
+ * saw); and the orphan census each cell ends with.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import {
+  DeleteSnapshotCommand,
+  DeleteVolumeCommand,
+  DescribeInstancesCommand,
+  DescribeSnapshotsCommand,
+  DetachVolumeCommand,
+  DescribeVolumesCommand,
+  RunInstancesCommand,
+  type EC2Client,
+} from '@aws-sdk/client-ec2';
+import { CallCounter } from '../../aws/call-counter.js';
+import { createAwsClients } from '../../aws/clients.js';
+import { delay } from '../../aws/delay.js';
+import type { OperationContext } from '../../drivers/driver.js';
+import { createEbsDriver, type EbsDriver } from '../../drivers/ebs/ebs-driver.js';
+import type { Host } from '../../host/host.js';
+import { createLinuxHost } from '../../host/linux-host.js';
+import { readMountinfo } from '../../host/mountinfo.js';
+import { startLocalcloud, type FaultSpec, type Localcloud } from '../../localcloud/index.js';
+import { StowageError } from '../../plugin/errors.js';
+import { silentLogger } from '../../plugin/log.js';
+import { parseOptions, type VolumeOptions } from '../../plugin/options.js';
+import { isUnder } from '../fuzz/protocol-check.js';
+import { loopsUnder } from '../integration/localcloud/helpers.js';
+
+export const CLUSTER = 'faults';
+export const ZONE_A = 'us-east-1a';
+export const ZONE_B = 'us-east-1b';
+export const OPTIONS: VolumeOptions = parseOptions({ backing: 'relocatable', size: '1' }, 'relocatable').options;
+export const CREDENTIALS = { accessKeyId: 'faults', secretAccessKey: 'faults' };
+/** Short enough that a cell sees fencing and stuck attachments within seconds. */
+export const FENCE_AFTER_MS = 1500;
+export const STUCK_ATTACH_MS = 1500;
+
+export interface FaultNode {
+  label: string;
+  instanceId: string;
+  zone: string;
+  host: Host;
+  driver: EbsDriver;
+  mountRoot: string;
+}
+
+export interface FaultBed {
+  dir: string;
+  lc: Localcloud;
+  ec2: EC2Client;
+  /** Every EC2 request the drivers sent, by outcome. */
+  counter: CallCounter;
+  faults(spec: FaultSpec): void;
+  /** Stops the emulator (keeping its loop devices and state) and starts it again on the same port. */
+  restartCloud(pauseMs: number): Promise<void>;
+  startInstance(zone: string): Promise<string>;
+  node(label: string, zone: string, instanceId?: string): Promise<FaultNode>;
+  /** Ends the faults and reports what the cluster and this machine still hold of the bed's volumes; all empty after a clean cycle. */
+  orphans(): Promise<Orphans>;
+  /** Unmounts, force-detaches and deletes whatever a failed cell left, so the next cell starts clean. */
+  sweep(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface Orphans {
+  volumes: string[];
+  snapshots: string[];
+  attachments: string[];
+  loopDevices: string[];
+  mounts: string[];
+}
+
+export async function until(what: string, check: () => Promise<boolean>, ms = 15_000): Promise<void> {
+  const giveUp = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > giveUp) throw new Error(`timed out waiting for ${what}`);
+    await delay(100);
+  }
+}
+
+export async function startFaultBed(label: string): Promise<FaultBed> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), `stowage-faults-${label}-`));
+  const cloudDir = path.join(dir, 'cloud');
+  const counter = new CallCounter();
+  const nodes: FaultNode[] = [];
+  let lc = await startLocalcloud({ dir: cloudDir, zones: [ZONE_A, ZONE_B] });
+  const port = Number(new URL(lc.url).port);
+  const { ec2 } = createAwsClients({ region: lc.region, endpointUrl: lc.url, credentials: CREDENTIALS });
+
+  const census = async (): Promise<Orphans> => {
+    const filter = [{ Name: 'tag:stowage:cluster', Values: [CLUSTER] }];
+    const volumes = (await ec2.send(new DescribeVolumesCommand({ Filters: filter }))).Volumes ?? [];
+    const snapshots = (await ec2.send(new DescribeSnapshotsCommand({ Filters: filter }))).Snapshots ?? [];
+    return {
+      volumes: volumes.map((v) => `${v.VolumeId} ${v.State} ${v.AvailabilityZone}`),
+      snapshots: snapshots.map((s) => `${s.SnapshotId} ${s.State}`),
+      attachments: volumes.flatMap((v) => (v.Attachments ?? []).map((a) => `${v.VolumeId} ${a.InstanceId} ${a.State}`)),
+      loopDevices: loopsUnder(lc.dir),
+      mounts: (await readMountinfo()).filter((m) => isUnder(m.target, dir)).map((m) => m.target),
+    };
+  };
+  const unmountAll = async () => {
+    for (const m of (await readMountinfo()).filter((m) => isUnder(m.target, dir)).reverse()) {
+      await createLinuxHost({ deviceDir: dir }).unmount(m.target, { timeoutMs: 5000, lazyAfterTimeout: true }).catch(() => undefined);
+    }
+  };
+  const empty = (o: Orphans) => Object.values(o).every((list) => list.length === 0);
+
+  const bed: FaultBed = {
+    dir,
+    get lc() {
+      return lc;
+    },
+    ec2,
+    counter,
+    faults: (spec) => lc.setFaults(spec),
+    restartCloud: async (pauseMs) => {
+      await lc.stop({ release: false });
+      await delay(pauseMs);
+      lc = await startLocalcloud({ dir: cloudDir, zones: [ZONE_A, ZONE_B], port });
+    },
+    startInstance: async (zone) => {
+      const run = await ec2.send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, ImageId: 'ami-faults', Placement: { AvailabilityZone: zone } }));
+      const id = run.Instances![0]!.InstanceId!;
+      await until(`${id} running`, async () => {
+        const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
+        return out.Reservations?.[0]?.Instances?.[0]?.State?.Name === 'running';
+      });
+      return id;
+    },
+    node: async (nodeLabel, zone, known) => {
+      const instanceId = known ?? (await bed.startInstance(zone));
+      const host = createLinuxHost({ deviceDir: lc.deviceDir(instanceId) });
+      const mountRoot = path.join(dir, `mnt-${nodeLabel}`);
+      const driver = createEbsDriver({
+        ec2, host, counter, log: silentLogger, cluster: CLUSTER, mountRoot,
+        identity: { instanceId, zone, region: lc.region },
+        fenceAfterMs: FENCE_AFTER_MS, heartbeatIntervalMs: 300, pollInitialMs: 20, stuckAttachMs: STUCK_ATTACH_MS, cacheTtlMs: 500,
+        snapshotOnUnmount: true, retry: { minDelayMs: 20, maxDelayMs: 500, factor: 2 },
+      });
+      driver.start();
+      const node = { label: nodeLabel, instanceId, zone, host, driver, mountRoot };
+      nodes.push(node);
+      return node;
+    },
+    // Deletes and detaches settle on the emulator's tick, and an unmount's snapshot runs in the background.
+    orphans: async () => {
+      // The census is the bed's own reading, after the cell: no injected fault may skew it.
+      lc.setFaults({});
+      let last = await census();
+      await until('no orphans', async () => empty((last = await census())), 10_000).catch(() => undefined);
+      return last;
+    },
+    sweep: async () => {
+      await unmountAll();
+      const filter = [{ Name: 'tag:stowage:cluster', Values: [CLUSTER] }];
+      const volumes = (await ec2.send(new DescribeVolumesCommand({ Filters: filter }))).Volumes ?? [];
+      for (const v of volumes.filter((v) => v.Attachments?.length)) {
+        await ec2.send(new DetachVolumeCommand({ VolumeId: v.VolumeId, Force: true })).catch(() => undefined);
+      }
+      await until('left-overs detached', async () =>
+        ((await ec2.send(new DescribeVolumesCommand({ Filters: filter }))).Volumes ?? []).every((v) => !v.Attachments?.length)).catch(() => undefined);
+      for (const v of volumes) await ec2.send(new DeleteVolumeCommand({ VolumeId: v.VolumeId })).catch(() => undefined);
+      for (const s of (await ec2.send(new DescribeSnapshotsCommand({ Filters: filter }))).Snapshots ?? []) {
+        await ec2.send(new DeleteSnapshotCommand({ SnapshotId: s.SnapshotId })).catch(() => undefined);
+      }
+    },
+    close: async () => {
+      for (const node of nodes) node.driver.stop();
+      try {
+        await unmountAll();
+      } finally {
+        ec2.destroy();
+        await lc.stop({ release: true });
+        await rm(dir, { recursive: true, force: true });
+      }
+    },
+  };
+  return bed;
+}
+
+/** Every error a caller saw in a cell: each must be a StowageError with a message an operator can act on. */
+export class Caller {
+  readonly seen: StowageError[] = [];
+
+  /**
+   * Calls `op` as dockerd and Swarm would: a retryable error is met with another call (Swarm
+   * restarts the task); anything else ends the cell. `answerMs` is the deadline each call gets.
+   */
+  async call<T>(what: string, volume: string, op: (ctx: OperationContext) => Promise<T>, answerMs = 20_000, attempts = 30): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await op({ deadline: Date.now() + answerMs, log: silentLogger.child({ volume }) });
+      } catch (err) {
+        if (!(err instanceof StowageError)) throw new Error(`${what}: not a StowageError, so no clear message: ${String(err)}`, { cause: err });
+        this.seen.push(err);
+        if (!err.retryable || attempt >= attempts) throw err;
+        await delay(200);
+      }
+    }
+  }
+
+  kinds(): string[] {
+    return [...new Set(this.seen.map((e) => e.kind))].sort();
+  }
+}
+
+/** Random bytes written through one node, to read back through another. */
+export async function writeData(mountpoint: string, bytes = 256 * 1024): Promise<Buffer> {
+  const data = randomBytes(bytes);
+  await writeFile(path.join(mountpoint, 'data.bin'), data);
+  return data;
+}
+
+export async function readData(mountpoint: string): Promise<Buffer> {
+  return readFile(path.join(mountpoint, 'data.bin'));
+}
+
