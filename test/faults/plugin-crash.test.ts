@@ -47,8 +47,19 @@ asRoot('fault matrix: the plugin process killed mid-operation, localcloud restar
   let bed: FaultBed;
   const nodes: PluginNode[] = [];
 
-  const retrying = (node: PluginNode, operation: string) =>
-    until(`${node.label} retrying ${operation}`, async () => node.plugin.lines().some((l) => l.msg === 'AWS call failed, retrying' && l.operation === operation));
+  /**
+   * Holds the request at `operation` (EC2 throttles it without end), kills the plugin there with
+   * -9 once it is retrying, lifts the fault and starts the plugin again.
+   */
+  async function crashDuring(caller: ProtocolCaller, node: PluginNode, route: string, body: Record<string, unknown>, operation: string): Promise<void> {
+    bed.faults({ throttleRate: { [operation]: 1 } });
+    const dying = caller.lost(node, route, body);
+    await until(`${node.label} retrying ${operation}`, async () => node.plugin.lines().some((l) => l.msg === 'AWS call failed, retrying' && l.operation === operation));
+    await node.plugin.crash();
+    await dying;
+    bed.faults({});
+    await node.plugin.restart();
+  }
 
   beforeAll(async () => {
     bed = await startFaultBed('crash');
@@ -87,13 +98,7 @@ asRoot('fault matrix: the plugin process killed mid-operation, localcloud restar
     const [p1] = nodes as [PluginNode];
     const caller = new ProtocolCaller();
     await caller.call(p1, '/VolumeDriver.Create', { Name: 'crash-mount', Opts: {} });
-    bed.faults({ throttleRate: { AttachVolume: 1 } });
-    const dying = caller.lost(p1, '/VolumeDriver.Mount', { Name: 'crash-mount', ID: 'task-1' });
-    await retrying(p1, 'AttachVolume');
-    await p1.plugin.crash();
-    await dying;
-    bed.faults({});
-    await p1.plugin.restart();
+    await crashDuring(caller, p1, '/VolumeDriver.Mount', { Name: 'crash-mount', ID: 'task-1' }, 'AttachVolume');
     const { Mountpoint } = await caller.call(p1, '/VolumeDriver.Mount', { Name: 'crash-mount', ID: 'task-1b' });
     const data = await writeData(String(Mountpoint));
     await caller.call(p1, '/VolumeDriver.Unmount', { Name: 'crash-mount', ID: 'task-1b' });
@@ -116,13 +121,7 @@ asRoot('fault matrix: the plugin process killed mid-operation, localcloud restar
     await caller.call(p1, '/VolumeDriver.Create', { Name: 'crash-unmount', Opts: {} });
     const { Mountpoint } = await caller.call(p1, '/VolumeDriver.Mount', { Name: 'crash-unmount', ID: 'task-1' });
     const data = await writeData(String(Mountpoint));
-    bed.faults({ throttleRate: { DetachVolume: 1 } });
-    const dying = caller.lost(p1, '/VolumeDriver.Unmount', { Name: 'crash-unmount', ID: 'task-1' });
-    await retrying(p1, 'DetachVolume');
-    await p1.plugin.crash();
-    await dying;
-    bed.faults({});
-    await p1.plugin.restart();
+    await crashDuring(caller, p1, '/VolumeDriver.Unmount', { Name: 'crash-unmount', ID: 'task-1' }, 'DetachVolume');
     // Three Mounts of 10 s each: long past the moment a detach would have been seen.
     await finishOnSecondNode(caller, 'crash-unmount', data, 3);
   });
