@@ -385,12 +385,18 @@ class EbsDriverImpl implements EbsDriver {
         // Attached here already (a restart, or a Mount that answered Pending): reuse the attachment.
         if (mine.state !== 'attached') await this.waitUntil(volume, (v) => attachmentOn(v, this.me)?.State === 'attached', `attached to ${this.me}`, deadline, log, progress);
         device = mine.device ?? '';
+        // A Mount that failed after attaching may have left the record of a snapshot that no longer holds the data.
+        if (volume.snapshotCurrent || volume.blank) await this.snapshots.forget(volume.id, { deadline, log });
         log.info({ volumeId: volume.id, device }, 'volume already attached to this instance');
       } else {
         if (mine) await this.waitUntil(volume, (v) => !attachmentOn(v, this.me), `detached from ${this.me}`, deadline, log, progress);
-        // Its data is about to change: no snapshot holds it any more, and it is no longer blank.
-        if (volume.snapshotCurrent || volume.blank) await this.snapshots.forget(volume.id, { deadline, log });
-        device = await this.attach(volume, deadline, log, progress);
+        // Its data is about to change: no snapshot holds it any more, and it is no longer blank. That
+        // must be on record before the first write, not before the attach: both go out together.
+        const forgotten = volume.snapshotCurrent || volume.blank ? this.snapshots.forget(volume.id, { deadline, log }) : Promise.resolve();
+        const [attached] = await Promise.allSettled([this.attach(volume, deadline, log, progress), forgotten]);
+        await forgotten;
+        if (attached.status === 'rejected') throw attached.reason;
+        device = attached.value;
       }
       progress.doing = `preparing the device of ${volume.id} (${device})`;
       const mountpoint = this.mountpointOf(name);
