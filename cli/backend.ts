@@ -12,6 +12,7 @@ import { Paths } from '../localcloud/paths.js';
 import type { Config } from '../plugin/config.js';
 import { DeferredDriver } from '../plugin/deferred-driver.js';
 import type { Logger } from '../plugin/log.js';
+import { noMetrics, type WorkMetrics } from '../plugin/metrics.js';
 import type { Backing } from '../plugin/options.js';
 
 /** What the plugin runs on: its drivers, the backings it lacks and why, and how to shut it all down. */
@@ -93,7 +94,7 @@ async function cloudTarget(config: Config, log: Logger): Promise<{ target: Cloud
  * Wires the drivers for the configured backend. Only the endpoint, credentials, identity and device
  * folder differ between AWS and localcloud: the drivers run the same code on both.
  */
-export async function openBackend(config: Config, log: Logger): Promise<Backend> {
+export async function openBackend(config: Config, log: Logger, metrics: WorkMetrics = noMetrics): Promise<Backend> {
   const { target, localcloud } = await cloudTarget(config, log);
   const counter = new CallCounter();
   let ebs: EbsDriver | undefined;
@@ -125,7 +126,7 @@ export async function openBackend(config: Config, log: Logger): Promise<Backend>
       ec2, counter, log: driverLog, identity, cluster: config.cluster, mountRoot: config.mountRoot,
       host: createLinuxHost({ deviceDir, log: driverLog }),
       fenceAfterMs: config.fenceAfterMs, pollInitialMs: target.pollInitialMs,
-      snapshotOnUnmount: config.snapshotOnUnmount, snapshotRetain: config.snapshotRetain,
+      snapshotOnUnmount: config.snapshotOnUnmount, snapshotRetain: config.snapshotRetain, metrics,
     });
     ebs.start();
     driverLog.info({ instance: identity.instanceId, zone: identity.zone, region: identity.region, deviceDir }, 'relocatable driver ready');

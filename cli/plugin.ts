@@ -44,9 +44,9 @@ export async function pluginCommand(argv: string[]): Promise<number> {
   const log = createLogger(config.logLevel);
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
 
-  const backend = await openBackend(config, log);
   // Off unless STOWAGE_METRICS_ADDR is set; then it sees every AWS call the backend counts.
   const metrics = config.metricsAddr ? new Metrics() : undefined;
+  const backend = await openBackend(config, log, metrics);
   metrics?.watchCalls(backend.counter);
   const plugin = await startPlugin({
     config, drivers: backend.drivers, log, unavailableBackings: backend.unavailable, ...(metrics && { metrics }),

@@ -1,5 +1,6 @@
 import { CreateVolumeCommand, DeleteVolumeCommand, type EC2Client, type Tag, type VolumeType } from '@aws-sdk/client-ec2';
 import { callAws, type RetryPolicy } from '../aws/call.js';
+import type { WorkMetrics } from '../plugin/metrics.js';
 import type { CallCounter } from '../aws/call-counter.js';
 import { Ec2Code, hasCode, isNotFound } from '../aws/errors.js';
 import { WaitTimeoutError, type VolumeWaiter } from '../aws/volume-waiter.js';
@@ -39,6 +40,8 @@ export interface ZoneMoverDeps {
   named: (name: string, deadline: number, log: Step['log']) => Promise<EbsVolume[]>;
   /** STOWAGE_SNAPSHOT_RETAIN: snapshots kept per volume after a move. */
   retain: number;
+  /** Stage durations for Prometheus; noMetrics when metrics are off. */
+  metrics?: WorkMetrics;
   retry?: RetryPolicy;
   /** Tests: runs after each step; a promise that never settles abandons the mover there, as kill -9 would. */
   afterStep?: (step: MoveStep, name: string) => Promise<void> | void;
@@ -65,6 +68,12 @@ const MAX_TOKEN_REUSE = 5;
  */
 export class ZoneMover {
   constructor(private readonly deps: ZoneMoverDeps) {}
+
+  private stageDone(step: Step, stage: string, startedAt: number, fields: Record<string, unknown>): void {
+    const ms = Date.now() - startedAt;
+    step.log.info({ ...fields, stage, ms }, 'move stage done');
+    this.deps.metrics?.moveStage(stage, ms / 1000, 'ok');
+  }
 
   /** Returns the volume in `targetZone`, available and not attached. */
   async move(name: string, targetZone: string, step: Step, report: (p: MoveProgress) => void): Promise<EbsVolume> {
@@ -125,7 +134,7 @@ export class ZoneMover {
       snapshotId = current;
     }
     await snapshots.waitCompleted(snapshotId!, step, (percent) => progress('snapshot', percent));
-    step.log.info({ volumeId: source.id, snapshotId, stage: 'snapshot', ms: Date.now() - t }, 'move stage done');
+    this.stageDone(step, 'snapshot', t, { volumeId: source.id, snapshotId });
     await this.after('snapshot-completed', source.name);
     progress('creating');
     return this.createCopy(source, zone, [{ Key: Tags.snapshotCurrent, Value: snapshotId! }], snapshotId, step);
@@ -205,7 +214,7 @@ export class ZoneMover {
       await this.discard(ready, 'EC2 failed to create it', step);
       throw new CloudError(`EC2 failed to create the copy of volume ${source.name} in ${copy.zone} (${copy.id} ended in state error; deleted it)`, 'VolumeCreationFailed', context);
     }
-    step.log.info({ ...context, stage: 'creating', ms: Date.now() - t }, 'move stage done');
+    this.stageDone(step, 'creating', t, context);
     await this.after('copy-available', source.name);
 
     t = Date.now();
@@ -217,7 +226,7 @@ export class ZoneMover {
       await this.discard(ready, problem, step);
       return;
     }
-    step.log.info({ ...context, stage: 'verifying', ms: Date.now() - t }, 'move stage done');
+    this.stageDone(step, 'verifying', t, context);
 
     t = Date.now();
     progress('retiring');
@@ -232,7 +241,7 @@ export class ZoneMover {
         if (!isNotFound(err)) throw err;
       }
     }
-    step.log.info({ ...context, stage: 'retiring', ms: Date.now() - t, generation: ready.generation }, 'move stage done');
+    this.stageDone(step, 'retiring', t, { ...context, generation: ready.generation });
     step.log.info({ ...context, generation: ready.generation }, 'source volume deleted: the copy is the volume');
     await this.after('source-retired', source.name);
     const protect = new Set([ready.snapshotCurrent].filter((s): s is string => s !== undefined));

@@ -22,6 +22,7 @@ import {
   type StowageError,
 } from '../../plugin/errors.js';
 import type { Logger } from '../../plugin/log.js';
+import type { WorkMetrics } from '../../plugin/metrics.js';
 import { EBS_LIMITS, type VolumeOptions } from '../../plugin/options.js';
 import { callAws, type RetryPolicy } from '../../aws/call.js';
 import type { CallCounter } from '../../aws/call-counter.js';
@@ -70,6 +71,8 @@ export interface EbsDriverDeps {
   snapshotOnUnmount?: boolean;
   /** STOWAGE_SNAPSHOT_RETAIN: snapshots kept per volume (default 1). */
   snapshotRetain?: number;
+  /** Attachments in flight, fences and move stages for Prometheus (noMetrics when off). */
+  metrics?: WorkMetrics;
   /** Tests: the cross-zone mover's crash hook (see ZoneMover). */
   afterMoveStep?: (step: MoveStep, name: string) => Promise<void> | void;
 }
@@ -160,6 +163,7 @@ class EbsDriverImpl implements EbsDriver {
       waiter: this.waiter,
       named: (name, deadline, log) => this.catalog.named(name, deadline, log),
       retain: deps.snapshotRetain ?? 1,
+      ...(deps.metrics && { metrics: deps.metrics }),
       ...(deps.retry && { retry: deps.retry }),
       ...(deps.afterMoveStep && { afterStep: deps.afterMoveStep }),
     });
@@ -457,6 +461,7 @@ class EbsDriverImpl implements EbsDriver {
 
   private async forceDetach(volume: EbsVolume, holder: string, reason: string, deadline: number, log: Logger, progress: MountProgress): Promise<EbsVolume> {
     log.warn({ volumeId: volume.id, holder, zone: volume.zone, reason }, `FORCE-DETACHING volume ${volume.name} (${volume.id}) from instance ${holder}: ${reason}`);
+    this.deps.metrics?.fenced();
     progress.doing = `force-detaching ${volume.id} from ${holder}`;
     await this.aws('DetachVolume', { deadline, log }, { volumeId: volume.id, instance: holder }, () =>
       this.deps.ec2.send(new DetachVolumeCommand({ VolumeId: volume.id, InstanceId: holder, Force: true })),
@@ -472,6 +477,15 @@ class EbsDriverImpl implements EbsDriver {
    * another name, and a name EC2 refuses is not used again for a while (invariant 3).
    */
   private async attach(volume: EbsVolume, deadline: number, log: Logger, progress: MountProgress): Promise<string> {
+    const ended = this.deps.metrics?.attachStarted();
+    try {
+      return await this.attachOnFreeName(volume, deadline, log, progress);
+    } finally {
+      ended?.();
+    }
+  }
+
+  private async attachOnFreeName(volume: EbsVolume, deadline: number, log: Logger, progress: MountProgress): Promise<string> {
     for (let attempt = 1; ; attempt++) {
       const device = this.names.allocate(await this.blockDeviceNames(deadline, log));
       const context = { volumeId: volume.id, instance: this.me, device };
