@@ -43,8 +43,13 @@ export class InvalidOptionError extends StowageError {
     readonly allowed: string,
     context: ErrorContext = {},
   ) {
-    super(`invalid option ${key}=${JSON.stringify(value)}: ${allowed}`, context);
+    super(`invalid option ${clip(key)}=${JSON.stringify(clip(value))}: ${allowed}`, context);
   }
+}
+
+/** What of a refused value an error repeats: enough to recognise it, never a megabyte of it. */
+function clip(text: string, max = 100): string {
+  return text.length > max ? `${text.slice(0, max)}…(${text.length} characters)` : text;
 }
 
 /** A setting of the plugin itself (environment) that is missing or malformed. */

@@ -86,6 +86,13 @@ const KMS_KEY = /^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)\/[A-Za-z0
 const MODE = /^0?[0-7]{3}$/;
 const SHARE = /^([A-Za-z0-9]([A-Za-z0-9-]{0,62})(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*):(\/[A-Za-z0-9._/-]*)$/;
 
+/** A non-string value named by its kind: serialising a deeply nested one could exhaust the stack. */
+function describeValue(value: unknown): string {
+  if (Array.isArray(value)) return '(an array)';
+  if (value !== null && typeof value === 'object') return '(an object)';
+  return String(value);
+}
+
 function oneOf<T extends string>(key: string, value: string, allowed: readonly T[]): T {
   if ((allowed as readonly string[]).includes(value)) return value as T;
   throw new InvalidOptionError(key, value, `allowed: ${allowed.join(', ')}`);
@@ -112,17 +119,17 @@ function bool(key: string, value: string): boolean {
 export function parseOptions(raw: unknown, defaultBacking: Backing): ParsedOptions {
   if (raw === undefined || raw === null) raw = {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new InvalidOptionError('Opts', JSON.stringify(raw), 'an object of string keys and string values');
+    throw new InvalidOptionError('Opts', describeValue(raw), 'an object of string keys and string values');
   }
   const opts = raw as Record<string, unknown>;
   const given: OptionKey[] = [];
   const values = new Map<OptionKey, string>();
   for (const [key, value] of Object.entries(opts)) {
     if (!(OPTION_KEYS as readonly string[]).includes(key)) {
-      throw new InvalidOptionError(key, String(value), `unknown option; known options: ${OPTION_KEYS.join(', ')}`);
+      throw new InvalidOptionError(key, describeValue(value), `unknown option; known options: ${OPTION_KEYS.join(', ')}`);
     }
     if (typeof value !== 'string') {
-      throw new InvalidOptionError(key, JSON.stringify(value), 'a string value');
+      throw new InvalidOptionError(key, describeValue(value), 'a string value');
     }
     given.push(key as OptionKey);
     values.set(key as OptionKey, value.trim());

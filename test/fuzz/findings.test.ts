@@ -1,7 +1,5 @@
 /**
- * Faults the protocol fuzzer found, pinned as concrete requests. Each is `test.failing` while the
- * fault stands: once fixed (plugin/options.ts), jest reports it, and the test becomes a plain one
- * and its pattern leaves KNOWN_FINDINGS in protocol-check.ts.
+ * Faults the protocol fuzzer found, pinned as concrete requests so they stay fixed.
  */
 import { MemoryDriver } from '../unit/plugin/memory-driver.js';
 import { post } from '../unit/plugin/socket-client.js';
@@ -22,12 +20,12 @@ describe('protocol fuzzing findings', () => {
     return (JSON.parse(reply.body) as { Err: string }).Err;
   };
 
-  test.failing('a refused option value is not echoed whole into Err', async () => {
+  test('a refused option value is not echoed whole into Err', async () => {
     const err = await createErr(JSON.stringify({ nosuchkey: 'y'.repeat(512 * 1024) }));
     expect(err.length).toBeLessThan(2000);
   });
 
-  test.failing('a deeply nested option value is refused with a clear message, not an internal error', async () => {
+  test('a deeply nested option value is refused with a clear message, not an internal error', async () => {
     const err = await createErr(`{"size":${'['.repeat(20_000)}${']'.repeat(20_000)}}`);
     expect(err).toContain('invalid option size');
   });
