@@ -23,6 +23,9 @@ export interface Backend {
   close(): Promise<void>;
 }
 
+/** How long the start may spend detaching volumes a crash left attached, before serving requests. */
+const RELEASE_AT_START_MS = 60_000;
+
 /** localcloud accepts any signature; the SDK still wants credentials to sign with. */
 const LOCAL_CREDENTIALS = { accessKeyId: 'localcloud', secretAccessKey: 'localcloud' };
 const EMBEDDED_NODE_TAG = 'stowage:embedded-node';
@@ -129,6 +132,8 @@ export async function openBackend(config: Config, log: Logger, metrics: WorkMetr
       snapshotOnUnmount: config.snapshotOnUnmount, snapshotRetain: config.snapshotRetain, metrics,
     });
     ebs.start();
+    // Before any request reaches the driver, so no Mount can race the clean-up of a crash.
+    await ebs.releaseUnmounted({ deadline: Date.now() + RELEASE_AT_START_MS, log: driverLog });
     driverLog.info({ instance: identity.instanceId, zone: identity.zone, region: identity.region, deviceDir }, 'relocatable driver ready');
     return ebs;
   };

@@ -81,6 +81,12 @@ export interface EbsDriver extends Driver {
   /** Starts the heartbeat on this node's instance (fencing needs it); stop() ends it. */
   start(): void;
   stop(): void;
+  /**
+   * After a restart: detaches the volumes attached to this instance that nothing mounts here (a
+   * crash between umount and detach). dockerd never repeats that Unmount, and this node's fresh
+   * heartbeat would keep every other node from fencing, so nobody else could ever have them.
+   */
+  releaseUnmounted(ctx: OperationContext): Promise<void>;
 }
 
 /** Attach work a Mount left running keeps going this long (from its start) before it gives up. */
@@ -177,6 +183,17 @@ class EbsDriverImpl implements EbsDriver {
     this.fencing.stop();
   }
 
+  async releaseUnmounted(ctx: OperationContext): Promise<void> {
+    const [volumes, mounts] = await Promise.all([this.catalog.all(ctx.deadline, ctx.log), this.deps.host.mounts()]);
+    const mounted = new Set(mounts.map((m) => m.target));
+    for (const volume of volumes.values()) {
+      if (volume.attachment?.instanceId !== this.me || mounted.has(this.mountpointOf(volume.name))) continue;
+      const log = ctx.log.child({ volume: volume.name });
+      log.warn({ volumeId: volume.id, device: volume.attachment.device }, 'attached to this instance but mounted nowhere here (left by a crash): detaching');
+      await this.unmount(volume.name, { ...ctx, log }).catch((err: unknown) => log.error({ err, volumeId: volume.id }, 'could not detach a volume left attached by a crash'));
+    }
+  }
+
   mountpointOf(name: string): string {
     return path.join(this.deps.mountRoot, name);
   }
@@ -264,7 +281,9 @@ class EbsDriverImpl implements EbsDriver {
   // ---- Get / List ---------------------------------------------------------------------------
 
   async get(name: string, ctx: OperationContext): Promise<VolumeInfo | undefined> {
-    const volume = (await this.catalog.all(ctx.deadline, ctx.log)).get(name);
+    // A miss in the cache is checked with EC2: another node may have created the volume since, and
+    // a wrong "no such volume" makes dockerd create a duplicate or fail a Mount.
+    const volume = (await this.catalog.all(ctx.deadline, ctx.log)).get(name) ?? (await this.catalog.lookup(name, ctx.deadline, ctx.log));
     if (!volume) return undefined;
     const mounted = await this.deps.host.mountAt(this.mountpointOf(name));
     return this.info(volume, mounted !== undefined);

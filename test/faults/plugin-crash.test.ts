@@ -107,15 +107,10 @@ asRoot('fault matrix: the plugin process killed mid-operation, localcloud restar
   });
 
   /**
-   * FINDING (fails today, hence test.failing): the restarted plugin drops the reference (nothing is
-   * mounted any more) but never detaches the volume, and dockerd does not repeat an Unmount. The
-   * volume stays attached to p1, so p2's Mounts are refused, clearly and retryably ("attached to
-   * instance … which still holds it … heartbeat is 27 s old"), until p1's heartbeat ages past
-   * STOWAGE_FENCE_AFTER (120 s by default; the restarted driver starts lazily, so it beats only once
-   * p1 serves a request) — and for good once p1 serves any request. The fix belongs in the
-   * relocatable driver's start: detach volumes attached to this instance that nothing mounts.
+   * dockerd does not repeat an Unmount: the restarted plugin itself detaches what a crash left
+   * attached and mounted nowhere, or its fresh heartbeat would keep the other node out for good.
    */
-  test.failing('kill -9 while an Unmount is detaching: after a restart the other node gets the volume', async () => {
+  test('kill -9 while an Unmount is detaching: after a restart the other node gets the volume', async () => {
     const [p1] = nodes as [PluginNode];
     const caller = new ProtocolCaller();
     await caller.call(p1, '/VolumeDriver.Create', { Name: 'crash-unmount', Opts: {} });
