@@ -35,6 +35,11 @@ async function ebsVolumes(name: string) {
   return out.Volumes ?? [];
 }
 
+/** A running container that keeps the volume mounted; returns its id. */
+async function holdWithContainer(volume: string): Promise<string> {
+  return (await node.docker(['run', '-d', '--network', 'none', '-v', `${volume}:/data`, node.image, 'sleep', '60'])).trim();
+}
+
 async function mounted(name: string): Promise<boolean> {
   const target = path.join(node.mountRoot, name);
   return (await readMountinfo()).some((m) => m.target === target);
@@ -91,10 +96,8 @@ test('a file written by one container is read back by the next, through attach, 
 
 test('two containers mount the volume at once: one attach and mount, one unmount and detach', async () => {
   await create('together', 'size=1');
-  const start = async (): Promise<string> =>
-    (await node.docker(['run', '-d', '--network', 'none', '-v', 'together:/data', node.image, 'sleep', '60'])).trim();
-  const first = await start();
-  const second = await start();
+  const first = await holdWithContainer('together');
+  const second = await holdWithContainer('together');
   expect(await node.docker(['inspect', '--format', '{{.State.Running}}', first, second])).toBe('true\ntrue\n');
   expect(node.plugin.count('together', MOUNTED)).toBe(1);
   expect((await inspect('together')).Status).toMatchObject({ references: 2, mountedHere: true, state: 'in-use' });
@@ -112,7 +115,7 @@ test('two containers mount the volume at once: one attach and mount, one unmount
 
 test('docker volume rm refuses a volume in use, then deletes the EBS volume', async () => {
   await create('removed', 'size=1');
-  const holder = (await node.docker(['run', '-d', '--network', 'none', '-v', 'removed:/data', node.image, 'sleep', '60'])).trim();
+  const holder = await holdWithContainer('removed');
   const refused = await node.dockerd.docker(['volume', 'rm', 'removed'], { allowFailure: true });
   expect(refused.code).not.toBe(0);
   expect(refused.stderr).toContain('in use');
@@ -125,10 +128,8 @@ test('docker volume rm refuses a volume in use, then deletes the EBS volume', as
 
 test('refcounts survive kill -9 of the plugin and a restart', async () => {
   await create('survivor', 'size=1');
-  const start = async (): Promise<string> =>
-    (await node.docker(['run', '-d', '--network', 'none', '-v', 'survivor:/data', node.image, 'sleep', '60'])).trim();
-  const first = await start();
-  const second = await start();
+  const first = await holdWithContainer('survivor');
+  const second = await holdWithContainer('survivor');
   const state = JSON.parse(await readFile(path.join(path.dirname(node.mountRoot), 'state', 'mounts.json'), 'utf8')) as {
     volumes: Record<string, { ids: string[] }>;
   };
