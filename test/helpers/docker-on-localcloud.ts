@@ -79,8 +79,8 @@ export async function startDockerNode(label: string, env: Record<string, string>
   return node;
 }
 
-/** dockerd sends Unmount while it tears a container down, which may finish after the CLI returns. */
-export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000): Promise<void> {
+/** dockerd sends Unmount while it tears a container down, which may finish after the CLI returns (later still on a loaded CI machine). */
+export async function eventually(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
