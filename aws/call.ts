@@ -39,9 +39,13 @@ export async function callAws<T>(
   try {
     return await pRetry(
       async (attempt) => {
+        const sentAt = Date.now();
         try {
           const result = await send();
           counter.record(operation, 'ok', attempt);
+          // The request id AWS support asks for, on every call that changed or read something.
+          const requestId = (result as { $metadata?: { requestId?: string } } | undefined)?.$metadata?.requestId;
+          options.log.debug({ operation, requestId, ms: Date.now() - sentAt, attempt, ...context }, 'AWS call');
           return result;
         } catch (err) {
           const kind = classifyFailure(err);
