@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { DeleteSnapshotCommand, DeleteVolumeCommand, DescribeInstancesCommand, DetachVolumeCommand } from '@aws-sdk/client-ec2';
 import { DeleteAccessPointCommand } from '@aws-sdk/client-efs';
 import { isUnfinishedCopy } from '../../drivers/ebs/volume-record.js';
@@ -8,8 +9,9 @@ import { inEveryRegion, type OpsContext, type RegionTarget } from './context.js'
 import { ExitCode, UsageError } from './exit-codes.js';
 import { groupVolumes, readRegion, type RegionInventory } from './inventory.js';
 import { printJson, regionErrors, reportRegionFailures, table } from './output.js';
+import { deleteRemovedShare, removedShares } from './removed-shares.js';
 
-export type GcKind = 'delete-volume' | 'delete-snapshot' | 'delete-access-point' | 'detach';
+export type GcKind = 'delete-volume' | 'delete-snapshot' | 'delete-access-point' | 'detach' | 'delete-removed-data';
 
 /** One thing Stowage left behind, what gc does about it, and why it is safe. */
 export interface GcAction {
@@ -105,18 +107,42 @@ async function apply(ctx: OpsContext, t: RegionTarget, a: GcAction): Promise<voi
   ctx.log.info({ ...context, id: a.id, instance: a.instance, action: a.kind, requestId, ms: Date.now() - started }, `gc: ${a.reason}`);
 }
 
-const USAGE = `Usage: stowage gc [--apply] [--retain N] [--region R ...|--all-regions] [--cluster C] [--endpoint [REGION=]URL ...] [--json]
+/** Kept data of removed shared volumes, planned like the AWS actions so one table shows all. */
+async function planRemovedShares(ctx: OpsContext, args: ParsedArgs): Promise<{ actions: GcAction[]; apply: (a: GcAction) => Promise<void> }> {
+  const root = args.flags.get('shared-root');
+  if (root === undefined) return { actions: [], apply: async () => undefined };
+  if (root === true || !path.isAbsolute(root)) throw new UsageError('--shared-root takes the absolute path where the share is mounted');
+  const daysText = String(args.flags.get('removed-days') ?? '7');
+  if (!/^[0-9]{1,5}$/.test(daysText)) throw new UsageError(`--removed-days ${JSON.stringify(daysText)}: a whole number of days`);
+  const found = await removedShares(root, ctx.cluster, Number(daysText));
+  const byPath = new Map(found.map((f) => [f.path, f]));
+  return {
+    actions: found.map((f) => ({
+      kind: 'delete-removed-data' as const, region: 'share', name: f.entry, id: f.path,
+      reason: `data of a removed shared volume, kept ${f.ageDays} day(s) (at least ${daysText})`,
+    })),
+    apply: async (a) => {
+      await deleteRemovedShare(byPath.get(a.id)!);
+      ctx.log.info({ volume: a.name, path: a.id, action: a.kind }, `gc: ${a.reason}`);
+    },
+  };
+}
+
+const USAGE = `Usage: stowage gc [--apply] [--retain N] [--shared-root PATH [--removed-days N]] [--region R ...|--all-regions] [--cluster C] [--endpoint [REGION=]URL ...] [--json]
 
 Lists what Stowage left behind, and with --apply removes it: volumes superseded by a cross-zone
 move (detached ones only), snapshots beyond retention (the newest N completed per volume are kept,
 and any snapshot a volume's tags point at), failed snapshots and access points, and attachments of
 terminated instances. Dry run by default. Touches only resources with the cluster's tag.
---retain defaults to STOWAGE_SNAPSHOT_RETAIN, else 1.
+--retain defaults to STOWAGE_SNAPSHOT_RETAIN, else 1. With --shared-root (where an EFS file system
+or NFS export is mounted, e.g. /mnt/stowage/.shares/fs-…), also the data that Remove kept aside
+for removed shared volumes, once older than --removed-days (default 7).
 
 Examples:
   stowage gc --all-regions                 # what would go
   stowage gc --region us-east-1 --apply    # remove it
   stowage gc --apply --retain 3 --json
+  stowage gc --shared-root /mnt/stowage/.shares/fs-0123456789abcdef0 --removed-days 30 --apply
 `;
 
 async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
@@ -136,8 +162,12 @@ async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
     }
     return { actions, failures };
   });
-  const actions = results.flatMap((r) => (r.ok ? r.value.actions : []));
+  const shares = await planRemovedShares(ctx, args);
   const failures = results.flatMap((r) => (r.ok ? r.value.failures : []));
+  if (applying) {
+    for (const a of shares.actions) await shares.apply(a).catch((err: unknown) => failures.push({ action: a, error: describeError(err) }));
+  }
+  const actions = [...results.flatMap((r) => (r.ok ? r.value.actions : [])), ...shares.actions];
   if (ctx.json) {
     printJson(ctx, { cluster: ctx.cluster, applied: applying, retain, actions, failures, errors: regionErrors(results) });
   } else {
@@ -154,4 +184,4 @@ async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
   return failures.length > 0 ? ExitCode.failed : regions;
 }
 
-export const gcCommand: OpsCommand = { name: 'gc', usage: USAGE, flags: { apply: 'switch', retain: 'value' }, positionals: 0, run };
+export const gcCommand: OpsCommand = { name: 'gc', usage: USAGE, flags: { apply: 'switch', retain: 'value', 'shared-root': 'value', 'removed-days': 'value' }, positionals: 0, run };

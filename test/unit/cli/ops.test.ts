@@ -186,3 +186,43 @@ describe('gc plan', () => {
     ]);
   });
 });
+
+describe('gc of data kept by Remove of shared volumes', () => {
+  test('--shared-root lists kept data older than --removed-days, and --apply deletes only that', async () => {
+    const { mkdtemp, mkdir, writeFile, utimes, rm, readdir } = await import('node:fs/promises');
+    const os = await import('node:os');
+    const path = await import('node:path');
+    const root = await mkdtemp(path.join(os.tmpdir(), 'stowage-gc-share-'));
+    try {
+      const kept = path.join(root, 'stowage', 'c1', '.removed');
+      const live = path.join(root, 'stowage', 'c1', 'web');
+      await mkdir(live, { recursive: true });
+      for (const entry of ['old-2026-01-01T00-00-00-000Z', 'new-2026-11-26T00-00-00-000Z']) {
+        await mkdir(path.join(kept, entry), { recursive: true });
+        await writeFile(path.join(kept, entry, 'data'), 'x');
+      }
+      const monthAgo = new Date(Date.now() - 30 * 86_400_000);
+      await utimes(path.join(kept, 'old-2026-01-01T00-00-00-000Z'), monthAgo, monthAgo);
+      ec2.on(DescribeVolumesCommand).resolves({ Volumes: [] });
+
+      const dry = await run(gcCommand, ['--region', 'us-east-1', '--shared-root', root, '--removed-days', '7', '--json']);
+      expect(dry.code).toBe(0);
+      const plan = JSON.parse(dry.stdout) as { actions: Array<{ kind: string; name: string }> };
+      expect(plan.actions).toEqual([expect.objectContaining({ kind: 'delete-removed-data', name: 'old-2026-01-01T00-00-00-000Z' })]);
+      expect(await readdir(kept)).toHaveLength(2);
+
+      const applied = await run(gcCommand, ['--region', 'us-east-1', '--shared-root', root, '--removed-days', '7', '--apply']);
+      expect(applied.code).toBe(0);
+      expect(await readdir(kept)).toEqual(['new-2026-11-26T00-00-00-000Z']);
+      expect(await readdir(live)).toEqual([]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  test('--shared-root must be an absolute path', async () => {
+    const { code, stderr } = await run(gcCommand, ['--region', 'us-east-1', '--shared-root', 'relative']);
+    expect(code).toBe(ExitCode.usage);
+    expect(stderr).toContain('--shared-root');
+  });
+});
