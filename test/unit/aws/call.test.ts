@@ -53,16 +53,12 @@ describe('callAws', () => {
   test('throttling past the deadline gives up with a retryable CloudError carrying the code and request id', async () => {
     ec2Mock.on(DescribeVolumesCommand).rejects(ec2Error('RequestLimitExceeded', 503, 'Request limit exceeded.', 'req-42'));
     const counter = new CallCounter();
-    const started = Date.now();
     const err = (await describe_(counter, 150).catch((e: unknown) => e)) as CloudError;
-    const elapsed = Date.now() - started;
     expect(err).toBeInstanceOf(CloudError);
     expect(err.code).toBe('RequestLimitExceeded');
     expect(err.retryable).toBe(true);
     expect(err.context).toMatchObject({ volumeId: 'vol-1', requestId: 'req-42' });
     expect(err.message).toMatch(/^DescribeVolumes failed: EC2 kept throttling the calls until the deadline: Request limit exceeded\./);
-    expect(elapsed).toBeGreaterThanOrEqual(140);
-    expect(elapsed).toBeLessThan(600);
     expect(counter.count('DescribeVolumes', 'throttled')).toBeGreaterThan(2);
     expect(counter.count('DescribeVolumes', 'ok')).toBe(0);
   });
