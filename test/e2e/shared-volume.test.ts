@@ -9,22 +9,15 @@ import { embeddedFileSystem } from '../../cli/embedded-efs.js';
 import { readMountinfo } from '../../host/mountinfo.js';
 import { runInstance, startTestCloud, type TestCloud } from '../integration/localcloud/helpers.js';
 import { importBusybox } from '../helpers/busybox-image.js';
-import { eventually } from '../helpers/docker-on-localcloud.js';
-import { startDockerd, type Dockerd } from '../helpers/dockerd.js';
+import { eventually, type DockerNode } from '../helpers/docker-on-localcloud.js';
+import { startDockerd } from '../helpers/dockerd.js';
 import { removeTree, scratchDir } from '../helpers/owned-dir.js';
-import { uniquePluginName, type PluginName } from '../helpers/plugin-name.js';
-import { startPluginProcess, type PluginProcess } from '../helpers/plugin-process.js';
+import { uniquePluginName } from '../helpers/plugin-name.js';
+import { startPluginProcess } from '../helpers/plugin-process.js';
 import { run } from '../helpers/run.js';
 
-interface Node {
-  zone: string;
-  plugin: PluginProcess;
-  pluginName: PluginName;
-  dockerd: Dockerd;
-  image: string;
-  mountRoot: string;
-  docker(args: string[]): Promise<string>;
-}
+/** A node as docker-on-localcloud.ts has it, on a localcloud shared with the other node. */
+type Node = Pick<DockerNode, 'zone' | 'plugin' | 'pluginName' | 'dockerd' | 'image' | 'mountRoot' | 'docker'>;
 
 let cloud: TestCloud;
 let tmp: string;
