@@ -1,7 +1,7 @@
 /**
  * Protocol throughput: Get, Path and List (1,000 volumes) over the plugin's unix socket with
  * autocannon, next to a bare node:http server answering the very same bytes on another unix socket.
- * The ratio is the plugin's protocol layer (express, validation, VolumeService, refcounts) against
+ * The ratio is the plugin's protocol layer (node:http, validation, VolumeService, refcounts) against
  * the least any server must do. The load runs in a worker thread, so the server has its own event
  * loop; both servers get the same treatment.
  */
@@ -88,8 +88,8 @@ function post(socketPath: string, route: string, body: string): Promise<string> 
   });
 }
 
-/** Answers each route with fixed bytes: what any server on this socket must at least do. */
-async function bareServer(socketPath: string, answers: Map<string, string>): Promise<http.Server> {
+/** Answers each route with fixed, already encoded bytes: what any server on this socket must at least do. */
+async function bareServer(socketPath: string, answers: Map<string, Buffer>): Promise<http.Server> {
   const server = http.createServer((req, res) => {
     req.resume();
     req.on('end', () => {
@@ -113,8 +113,8 @@ export async function main(): Promise<void> {
     ['Path', '/VolumeDriver.Path', JSON.stringify({ Name: 'vol-0500' })],
     [`List (${VOLUMES} volumes)`, '/VolumeDriver.List', '{}'],
   ];
-  const answers = new Map<string, string>();
-  for (const [, route, body] of requests) answers.set(route, await post(config.socket, route, body));
+  const answers = new Map<string, Buffer>();
+  for (const [, route, body] of requests) answers.set(route, Buffer.from(await post(config.socket, route, body)));
   const bare = await bareServer(bareSocket, answers);
   try {
     const figures: Record<string, unknown> = {};

@@ -2,6 +2,10 @@ import type { VolumeOptions, Backing } from '../plugin/options.js';
 import type { Logger } from '../plugin/log.js';
 
 /** What Get and List report about one volume. */
+/**
+ * Read-only for its callers: a driver may hand out the same object for as long as the volume is
+ * unchanged, which lets List reuse what it serialized before.
+ */
 export interface VolumeInfo {
   name: string;
   backing: Backing;

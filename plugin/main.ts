@@ -6,7 +6,7 @@ import type { Logger } from './log.js';
 import type { Metrics, MetricsServer } from './metrics.js';
 import type { Backing } from './options.js';
 import { RefcountStore } from './refcounts.js';
-import { createProtocolApp, listenOnSocket } from './server.js';
+import { createProtocolHandler, listenOnSocket } from './server.js';
 import { VolumeService } from './volume-service.js';
 
 export interface PluginOptions {
@@ -47,7 +47,7 @@ export async function startPlugin(options: PluginOptions): Promise<RunningPlugin
     mountTimeoutMs: config.mountTimeoutMs,
     ...(options.unavailableBackings && { unavailableBackings: options.unavailableBackings }),
   });
-  const server: Server = await listenOnSocket(createProtocolApp(service, log, metrics?.trackRequest), config.socket);
+  const server: Server = await listenOnSocket(createProtocolHandler(service, log, metrics?.trackRequest), config.socket);
   log.info({ socket: config.socket, backings: drivers.map((d) => d.backing), cluster: config.cluster }, 'plugin listening');
   let metricsServer: MetricsServer | undefined;
   if (metrics && config.metricsAddr) {

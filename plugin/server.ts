@@ -1,15 +1,16 @@
-import express, { type NextFunction, type Request, type Response } from 'express';
 import { promises as fs } from 'node:fs';
+import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import type { Server } from 'node:http';
 import { describeError, InvalidRequestError, StowageError } from './errors.js';
+import { ListReply, protocolVolume } from './list-reply.js';
 import type { Logger } from './log.js';
 import type { RequestTracker } from './metrics.js';
 import type { VolumeView } from './volume-service.js';
 
 const CONTENT_TYPE = 'application/vnd.docker.plugins.v1.2+json';
 const MAX_BODY = '1mb';
+const MAX_BODY_BYTES = 1024 * 1024;
 
 /** What the protocol needs of the volume side; the server knows nothing of backings or clouds. */
 export interface VolumeHandler {
@@ -23,18 +24,11 @@ export interface VolumeHandler {
 }
 
 type Body = Record<string, unknown>;
-type Endpoint = (body: Body, signal: AbortSignal) => Promise<Record<string, unknown>>;
-
-function protocolVolume(v: VolumeView): Record<string, unknown> {
-  return {
-    Name: v.name,
-    ...(v.mountpoint && { Mountpoint: v.mountpoint }),
-    ...(v.createdAt && { CreatedAt: v.createdAt }),
-    Status: v.status,
-  };
-}
+/** An answer to serialize, or one already serialized. */
+type Endpoint = (body: Body, signal: AbortSignal) => Promise<Record<string, unknown> | Buffer>;
 
 function endpoints(volumes: VolumeHandler): Record<string, Endpoint> {
+  const listReply = new ListReply();
   return {
     '/Plugin.Activate': async () => ({ Implements: ['VolumeDriver'] }),
     '/VolumeDriver.Capabilities': async () => ({ Capabilities: { Scope: 'global' } }),
@@ -53,15 +47,14 @@ function endpoints(volumes: VolumeHandler): Record<string, Endpoint> {
     },
     '/VolumeDriver.Path': async (b) => ({ Mountpoint: await volumes.path(b.Name), Err: '' }),
     '/VolumeDriver.Get': async (b) => ({ Volume: protocolVolume(await volumes.get(b.Name)), Err: '' }),
-    '/VolumeDriver.List': async () => ({ Volumes: (await volumes.list()).map(protocolVolume), Err: '' }),
+    '/VolumeDriver.List': async () => listReply.bytes(await volumes.list()),
   };
 }
 
-function reply(res: Response, status: number, body: unknown): void {
+function reply(res: ServerResponse, status: number, body: Record<string, unknown> | Buffer): void {
   if (res.headersSent || res.destroyed) return;
-  // Straight to node:http: express's send() (charset, ETag, freshness) is most of a small reply's cost.
-  const bytes = Buffer.from(JSON.stringify(body));
-  res.writeHead(status, { 'Content-Type': CONTENT_TYPE, 'Content-Length': bytes.length });
+  const bytes = Buffer.isBuffer(body) ? body : JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': CONTENT_TYPE, 'Content-Length': Buffer.byteLength(bytes) });
   res.end(bytes);
 }
 
@@ -69,7 +62,7 @@ function reply(res: Response, status: number, body: unknown): void {
 const NEVER_ABORTED = new AbortController().signal;
 
 /** A Mount that outlives dockerd's limit is abandoned by dockerd, which closes the connection. */
-function abortedOnClose(res: Response): AbortSignal {
+function abortedOnClose(res: ServerResponse): AbortSignal {
   const aborted = new AbortController();
   res.on('close', () => {
     if (!res.writableFinished) aborted.abort();
@@ -79,53 +72,87 @@ function abortedOnClose(res: Response): AbortSignal {
 
 const untracked: RequestTracker = (_endpoint, work) => work();
 
-/** The docker.volumedriver/1.0 protocol as an express app; `track` times each request (metrics). */
-export function createProtocolApp(volumes: VolumeHandler, log: Logger, track: RequestTracker = untracked): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.disable('etag');
-  // dockerd sends its own content type; every body is JSON whatever the header says.
-  app.use(express.json({ type: () => true, limit: MAX_BODY, strict: false }));
-
-  for (const [route, handle] of Object.entries(endpoints(volumes))) {
-    app.post(route, async (req: Request, res: Response) => {
-      const started = Date.now();
-      const body: unknown = req.body ?? {};
-      const signal = route === '/VolumeDriver.Mount' ? abortedOnClose(res) : NEVER_ABORTED;
-      const volume = typeof (body as Body).Name === 'string' ? ((body as Body).Name as string).slice(0, 128) : undefined;
-      try {
-        const answer = await track(route, () => {
-          if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-            throw new InvalidRequestError('request body must be a JSON object');
-          }
-          return handle(body as Body, signal);
-        });
-        reply(res, 200, answer);
-        log.debug({ endpoint: route, volume, ms: Date.now() - started }, 'request served');
-      } catch (err) {
-        const message = describeError(err);
-        const level = err instanceof StowageError ? 'warn' : 'error';
-        log[level]({ endpoint: route, volume, ms: Date.now() - started, err: err instanceof StowageError ? undefined : err, kind: (err as StowageError).kind }, message);
-        reply(res, 500, { Err: message });
-      }
+/**
+ * Reads a request body up to MAX_BODY_BYTES. Past the limit it answers undefined at once and
+ * drops the rest as it arrives, so the connection stays usable and nothing is buffered.
+ */
+function readBody(req: IncomingMessage): Promise<string | undefined> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (declared > MAX_BODY_BYTES) {
+      req.resume();
+      resolve(undefined);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      if (size > MAX_BODY_BYTES) return;
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) resolve(undefined);
+      else chunks.push(chunk);
     });
+    req.on('end', () => resolve(chunks.length === 1 ? chunks[0]!.toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+    req.on('close', () => {
+      if (!req.complete) reject(new InvalidRequestError('the client closed the connection before sending the whole body'));
+    });
+  });
+}
+
+/** The body as JSON; an empty body is an empty request, as dockerd sends for Activate. */
+function parseBody(text: string): unknown {
+  if (text.length === 0) return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new InvalidRequestError(`malformed JSON in request body: ${(err as Error).message}`);
   }
+}
 
-  app.use((req: Request, res: Response) => {
-    reply(res, 404, { Err: `unknown endpoint ${req.method} ${req.path.slice(0, 200)}` });
-  });
+function isObject(body: unknown): body is Body {
+  return typeof body === 'object' && body !== null && !Array.isArray(body);
+}
 
-  // Body-parser failures (malformed JSON, a body over the limit) end here.
-  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const e = err as { type?: string; message?: string };
-    const message =
-      e.type === 'entity.too.large' ? `request body larger than ${MAX_BODY}`
-      : e.type === 'entity.parse.failed' ? `malformed JSON in request body: ${e.message ?? ''}`
-      : `bad request: ${e.message ?? String(err)}`;
-    log.warn({ endpoint: req.path.slice(0, 200) }, message);
-    reply(res, 500, { Err: message });
-  });
-  return app;
+/**
+ * The docker.volumedriver/1.0 protocol as a node:http request listener; `track` times each
+ * request (metrics). Every body is JSON whatever content type dockerd declares.
+ */
+export function createProtocolHandler(volumes: VolumeHandler, log: Logger, track: RequestTracker = untracked): RequestListener {
+  const routes = new Map(Object.entries(endpoints(volumes)));
+  return (req, res) => {
+    const route = (req.url ?? '').split('?', 1)[0]!;
+    const handle = req.method === 'POST' ? routes.get(route) : undefined;
+    if (!handle) {
+      req.resume();
+      reply(res, 404, { Err: `unknown endpoint ${String(req.method).slice(0, 20)} ${route.slice(0, 200)}` });
+      return;
+    }
+    void serve(route, handle, req, res);
+  };
+
+  async function serve(route: string, handle: Endpoint, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const started = Date.now();
+    const signal = route === '/VolumeDriver.Mount' ? abortedOnClose(res) : NEVER_ABORTED;
+    let volume: string | undefined;
+    try {
+      const text = await readBody(req);
+      if (text === undefined) throw new InvalidRequestError(`request body larger than ${MAX_BODY}`);
+      const body = parseBody(text);
+      if (isObject(body) && typeof body.Name === 'string') volume = body.Name.slice(0, 128);
+      const answer = await track(route, () => {
+        if (!isObject(body)) throw new InvalidRequestError('request body must be a JSON object');
+        return handle(body, signal);
+      });
+      reply(res, 200, answer);
+      log.debug({ endpoint: route, volume, ms: Date.now() - started }, 'request served');
+    } catch (err) {
+      const message = describeError(err);
+      const level = err instanceof StowageError ? 'warn' : 'error';
+      log[level]({ endpoint: route, volume, ms: Date.now() - started, err: err instanceof StowageError ? undefined : err, kind: (err as StowageError).kind }, message);
+      reply(res, 500, { Err: message });
+    }
+  }
 }
 
 /**
@@ -133,15 +160,19 @@ export function createProtocolApp(volumes: VolumeHandler, log: Logger, track: Re
  * (but never one another live plugin serves), and makes it 0660 so only root and the docker group
  * can talk to it.
  */
-export async function listenOnSocket(app: express.Express, socketPath: string): Promise<Server> {
+export async function listenOnSocket(handler: RequestListener, socketPath: string): Promise<Server> {
   await fs.mkdir(path.dirname(socketPath), { recursive: true, mode: 0o755 });
   if (await socketAnswers(socketPath)) {
     throw new Error(`another process is already serving ${socketPath}`);
   }
   await fs.rm(socketPath, { force: true });
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(socketPath, (err?: Error) => (err ? reject(err) : resolve(s)));
-    s.once('error', reject);
+  const server = createServer(handler);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(socketPath, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
   // A Mount may legitimately take up to dockerd's 2 minutes.
   server.requestTimeout = 0;

@@ -49,7 +49,7 @@ export interface VolumeServiceDeps {
   unavailableBackings?: Partial<Record<Backing, string>>;
 }
 
-/** A volume as the protocol shows it. */
+/** A volume as the protocol shows it; read-only, and the same object while nothing about it changed. */
 export interface VolumeView {
   name: string;
   mountpoint?: string;
@@ -67,6 +67,7 @@ export class VolumeService {
   private readonly drivers: Map<Backing, Driver>;
   private readonly requestTimeoutMs: number;
   private readonly unclaimed = new Map<string, NodeJS.Timeout>();
+  private readonly views = new WeakMap<VolumeInfo, VolumeView>();
 
   constructor(private readonly deps: VolumeServiceDeps) {
     this.drivers = new Map(deps.drivers.map((d) => [d.backing, d]));
@@ -223,15 +224,19 @@ export class VolumeService {
     this.unclaimed.set(name, timer);
   }
 
+  /** The same view for as long as the driver's VolumeInfo and this node's references are unchanged (see VolumeInfo). */
   private view(info: VolumeInfo): VolumeView {
     const held = this.deps.refcounts.get(info.name);
-    const status = { ...info.status, ...(held && { mountedHere: true, references: held.ids.length }) };
-    return {
+    const cached = this.views.get(info);
+    if (cached && cached.mountpoint === held?.mountpoint && cached.status.references === held?.ids.length) return cached;
+    const view: VolumeView = {
       name: info.name,
-      ...(held && { mountpoint: held.mountpoint }),
-      ...(info.createdAt && { createdAt: info.createdAt }),
-      status,
+      mountpoint: held?.mountpoint,
+      createdAt: info.createdAt,
+      status: held ? { ...info.status, mountedHere: true, references: held.ids.length } : info.status,
     };
+    this.views.set(info, view);
+    return view;
   }
 
   /** The volume under any backing; names are unique across backings within a cluster. */

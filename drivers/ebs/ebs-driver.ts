@@ -135,6 +135,7 @@ class EbsDriverImpl implements EbsDriver {
   private readonly mover: ZoneMover;
   /** One Mount's work per volume; a later Mount of the same volume joins it. */
   private readonly inflight = new Map<string, MountWork>();
+  private readonly infos = new WeakMap<EbsVolume, VolumeInfo>();
 
   constructor(private readonly deps: EbsDriverDeps) {
     this.me = deps.identity.instanceId;
@@ -295,7 +296,21 @@ class EbsDriverImpl implements EbsDriver {
     return [...volumes.values()].map((v) => this.info(v, targets.has(this.mountpointOf(v.name))));
   }
 
+  /**
+   * The same VolumeInfo for as long as its catalog record and mount state last, so List's reply is
+   * serialized once per change, not per request. A volume this node is moving shows live progress
+   * and is never cached.
+   */
   private info(volume: EbsVolume, mountedHere: boolean): VolumeInfo {
+    if (this.inflight.get(volume.name)?.progress.move) return this.describeVolume(volume, mountedHere);
+    const cached = this.infos.get(volume);
+    if (cached && (cached.mountpoint !== undefined) === mountedHere) return cached;
+    const info = this.describeVolume(volume, mountedHere);
+    this.infos.set(volume, info);
+    return info;
+  }
+
+  private describeVolume(volume: EbsVolume, mountedHere: boolean): VolumeInfo {
     const status: VolumeInfo['status'] = {
       backing: 'relocatable',
       volumeId: volume.id,

@@ -171,6 +171,20 @@ describe('get and list', () => {
     expect(a).toMatch(/^vol-/);
   });
 
+  test('List hands out the same VolumeInfo while the volume and its mount are unchanged, and a new one when they change', async () => {
+    ec2.addVolume('data', ZONE);
+    const [first] = await driver.list(ctx(''));
+    const [again] = await driver.list(ctx(''));
+    expect(again).toBe(first);
+    expect(await driver.get('data', ctx('data'))).toBe(first);
+
+    host.mounted.push({ mountId: 1, target: '/mnt/stowage/data', source: '/dev/nvme1n1', fstype: 'ext4', root: '/', options: 'rw' });
+    const [mounted] = await driver.list(ctx(''));
+    expect(mounted).not.toBe(first);
+    expect(mounted!.mountpoint).toBe('/mnt/stowage/data');
+    expect(first!.mountpoint).toBeUndefined();
+  });
+
   test('List pages through DescribeVolumes', async () => {
     ec2.mock.on(DescribeVolumesCommand)
       .resolvesOnce({ Volumes: [ec2.volumes.get(ec2.addVolume('a', ZONE))!], NextToken: 'page-2' })

@@ -1,4 +1,5 @@
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { startPlugin, type RunningPlugin } from '../../../plugin/main.js';
@@ -78,6 +79,51 @@ describe('protocol server', () => {
     expect(reply.status).toBe(500);
     expect(reply.json.Err).toContain('larger than 1mb');
     expect(driver.volumes.has('big')).toBe(false);
+  });
+
+  test('List follows a mount and an unmount of a volume it listed before', async () => {
+    const listed = async () => (await call('/VolumeDriver.List', {})).json.Volumes as Array<Record<string, unknown>>;
+    await call('/VolumeDriver.Create', { Name: 'listed' });
+    expect((await listed()).find((v) => v.Name === 'listed')).toEqual({ Name: 'listed', CreatedAt: '2026-11-26T07:00:00.000Z', Status: { size: 10 } });
+    await call('/VolumeDriver.Mount', { Name: 'listed', ID: 'one' });
+    await call('/VolumeDriver.Mount', { Name: 'listed', ID: 'two' });
+    expect((await listed()).find((v) => v.Name === 'listed')).toEqual({ Name: 'listed', Mountpoint: '/mnt/test/listed', CreatedAt: '2026-11-26T07:00:00.000Z', Status: { size: 10, mountedHere: true, references: 2 } });
+    await call('/VolumeDriver.Unmount', { Name: 'listed', ID: 'one' });
+    expect((await listed()).find((v) => v.Name === 'listed')).toMatchObject({ Status: { references: 1 } });
+    await call('/VolumeDriver.Unmount', { Name: 'listed', ID: 'two' });
+    expect((await listed()).find((v) => v.Name === 'listed')).toEqual({ Name: 'listed', CreatedAt: '2026-11-26T07:00:00.000Z', Status: { size: 10 } });
+    await call('/VolumeDriver.Remove', { Name: 'listed' });
+    expect((await listed()).find((v) => v.Name === 'listed')).toBeUndefined();
+  });
+
+  test('a body over 1 MiB sent in chunks, without a length, is refused as well', async () => {
+    const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = http.request({ socketPath: socket, path: '/VolumeDriver.Create', method: 'POST', headers: { 'Transfer-Encoding': 'chunked' } }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', reject);
+      const chunk = 'y'.repeat(64 * 1024);
+      req.write('{"Name":"chunked","Opts":{"x":"');
+      for (let i = 0; i < 20; i++) req.write(chunk);
+      req.end('"}}');
+    });
+    expect(reply.status).toBe(500);
+    expect(JSON.parse(reply.body).Err).toContain('larger than 1mb');
+    expect(driver.volumes.has('chunked')).toBe(false);
+    expect((await call('/VolumeDriver.Capabilities', {})).status).toBe(200);
+  });
+
+  test('an endpoint asked with GET, or with a query string, is answered as dockerd would need', async () => {
+    const get = await new Promise<number>((resolve, reject) => {
+      http.get({ socketPath: socket, path: '/VolumeDriver.List' }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      }).on('error', reject);
+    });
+    expect(get).toBe(404);
+    expect((await call('/VolumeDriver.Capabilities?x=1', {})).json).toEqual({ Capabilities: { Scope: 'global' } });
   });
 
   test('an unknown endpoint is a 404 with Err', async () => {
