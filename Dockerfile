@@ -3,17 +3,14 @@
 # Where no registry is reachable, scripts/assemble-rootfs.sh lays out the same tree from local files.
 ARG NODE_IMAGE=node:20-bookworm-slim
 
-# Build: dev dependencies to compile; then only production dependencies are kept.
+# Build: dev dependencies to compile and bundle; the bundle carries its production dependencies.
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-# No install scripts: `prepare` would compile before the sources are here.
+# No install scripts: `prepare` would build before the sources are here.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY . .
-RUN npx tsc -p tsconfig.json \
- && npm prune --omit=dev --no-audit --no-fund \
- && rm -rf dist/bench \
- && find dist -name '*.map' -delete
+RUN npm run build
 
 # Runtime: node, the app, and the tools host/ runs (blkid, mkfs.ext4, e2fsck, mkfs.xfs, mount, umount,
 # sync, fuser; mount.nfs4 for NFS and EFS). npm and yarn are not needed to run the plugin.
@@ -24,9 +21,7 @@ RUN apt-get update \
            /usr/local/lib/node_modules /usr/local/bin/npm /usr/local/bin/npx /usr/local/bin/corepack /opt/yarn-* /usr/local/bin/yarn /usr/local/bin/yarnpkg
 ENV NODE_ENV=production
 WORKDIR /opt/stowage
-COPY --from=build /src/package.json ./
-COPY --from=build /src/node_modules node_modules
-COPY --from=build /src/dist dist
+COPY --from=build /src/dist/stowage.mjs dist/stowage.mjs
 # Mount points of config.json (PropagatedMount, state) and dockerd's socket folder.
 RUN mkdir -p /run/docker/plugins /mnt/stowage /var/lib/stowage
-ENTRYPOINT ["/usr/local/bin/node", "/opt/stowage/dist/cli/main.js", "plugin"]
+ENTRYPOINT ["/usr/local/bin/node", "/opt/stowage/dist/stowage.mjs", "plugin"]

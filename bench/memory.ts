@@ -20,7 +20,8 @@ const LISTS = 5;
 /** Volumes created at once: EC2's CreateVolume bucket refills at 5 per second, localcloud has none. */
 const CREATE_BATCH = 25;
 const OPTIONS = parseOptions({ backing: 'relocatable', size: '1' }, 'relocatable').options;
-const PLUGIN_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../cli/main.js');
+/** The bundle that `npm start` and the managed plugin run (scripts/bundle.mjs). */
+const PLUGIN_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../stowage.mjs');
 
 async function makeVolumes(cloud: BenchCloud, zone: string): Promise<void> {
   for (let first = 0; first < VOLUMES; first += CREATE_BATCH) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Assembles the managed plugin's root filesystem from this machine's own files: the node binary,
-# the built app (dist/), its production dependencies, and the tools the host layer runs, each with
+# the bundled app (dist/stowage.mjs), and the tools the host layer runs, each with
 # the shared libraries it loads. This is the way to a plugin where no registry is reachable to build
 # the Dockerfile; with a registry, build the image and use `scripts/build-plugin.sh --image`.
 #
@@ -10,7 +10,7 @@
 # Usage: scripts/assemble-rootfs.sh OUT_DIR
 #   OUT_DIR must not exist; it is written under a temporary name and renamed when complete, so a
 #   reader (a cache) never sees half a rootfs.
-# Needs: npm run build done (dist/), npm, ldd, and the tools below on this machine.
+# Needs: npm run build done (dist/stowage.mjs), ldd, and the tools below on this machine.
 set -euo pipefail
 
 usage() { echo "Usage: $0 OUT_DIR" >&2; exit 2; }
@@ -26,7 +26,7 @@ export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 REQUIRED_TOOLS=(blkid mkfs.ext4 e2fsck mkfs.xfs mount umount sync)
 OPTIONAL_TOOLS=(fuser mount.nfs4)
 
-[ -f "$REPO/dist/cli/main.js" ] || die "$REPO/dist is missing: run npm run build first"
+[ -f "$REPO/dist/stowage.mjs" ] || die "$REPO/dist/stowage.mjs is missing: run npm run build first"
 [ -x "$NODE" ] || die "no node binary at ${NODE:-(none on PATH)}"
 command -v ldd >/dev/null || die "ldd is missing (Debian: libc-bin)"
 
@@ -88,16 +88,8 @@ done
 # The AWS endpoints are HTTPS: the system's trust store, where this machine has one.
 [ -f /etc/ssl/certs/ca-certificates.crt ] && install -D -m 0644 /etc/ssl/certs/ca-certificates.crt "$R/etc/ssl/certs/ca-certificates.crt"
 
-# The app: compiled code without the benchmarks, and production dependencies only.
-APP=$R/opt/stowage
-mkdir -p "$APP"
-cp "$REPO/package.json" "$REPO/package-lock.json" "$APP/"
-(cd "$REPO/dist" && find . -path ./bench -prune -o -type f ! -name '*.map' -print) | while read -r f; do
-  install -D -m 0644 "$REPO/dist/$f" "$APP/dist/$f"
-done
-(cd "$APP" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null) \
-  || die "npm ci --omit=dev failed in $APP"
-rm -f "$APP/package-lock.json"
+# The app: one bundle with its dependencies inside (scripts/bundle.mjs), so no node_modules.
+install -D -m 0644 "$REPO/dist/stowage.mjs" "$R/opt/stowage/dist/stowage.mjs"
 
 # Mount points and the folders dockerd and the plugin expect; /tmp for anything that wants scratch.
 mkdir -p "$R/proc" "$R/sys" "$R/dev" "$R/etc" "$R/run/docker/plugins" "$R/mnt/stowage" "$R/var/lib/stowage"

@@ -5,7 +5,7 @@
  * network, PropagatedMount, capabilities, devices, mounts, settable env), not a reading of it.
  *
  * No registry is reachable here, so the rootfs is assembled from this machine's files by
- * scripts/assemble-rootfs.sh, into the test's scratch folder (about 160 MB, gone with it).
+ * scripts/assemble-rootfs.sh, into the test's scratch folder (node, the bundle and the tools, gone with it).
  *
  * The plugin reaches the localcloud through the state mount: the test's localcloud lives in
  * `<state source>/localcloud`, which the plugin sees as /var/lib/stowage/localcloud (docs/operators.md).

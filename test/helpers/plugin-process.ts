@@ -5,7 +5,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The built plugin (npm test builds dist first). */
-export const PLUGIN_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/cli/main.js');
+export const PLUGIN_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../dist/stowage.mjs');
 
 export interface LogLine {
   level: number;

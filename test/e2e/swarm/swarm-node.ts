@@ -12,11 +12,10 @@ import path from 'node:path';
 import { DOCKER, DOCKERD, type Dockerd } from '../../helpers/dockerd.js';
 import type { RunOptions, RunResult } from '../../helpers/run.js';
 import { PLUGIN_SOCKET_DIR } from '../../helpers/plugin-name.js';
+import { PLUGIN_MAIN } from '../../helpers/plugin-process.js';
 import { startNodeNamespaces, type NodeNamespaces } from './node-namespaces.js';
-import { fileURLToPath } from 'node:url';
 
 /** The built plugin (npm test builds dist first). */
-const PLUGIN_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../dist/cli/main.js');
 /** Each node has its own plugins folder, so one fixed name serves every node and every test run. */
 export const PLUGIN_NAME = 'stowage';
 

@@ -83,10 +83,10 @@ test('the entrypoint runs the plugin as the Dockerfile and the assembled rootfs 
   expect(JSON.parse(entrypoint!)).toEqual(config.entrypoint);
   const workdirs = [...dockerfile.matchAll(/^WORKDIR (\S+)$/gm)].map((m) => m[1]);
   expect(workdirs.at(-1)).toBe(config.workdir);
-  expect(config.entrypoint).toEqual(['/usr/local/bin/node', `${config.workdir}/dist/cli/main.js`, 'plugin']);
+  expect(config.entrypoint).toEqual(['/usr/local/bin/node', `${config.workdir}/dist/stowage.mjs`, 'plugin']);
   const script = read('scripts/assemble-rootfs.sh');
   expect(script).toContain('install_binary "$NODE" /usr/local/bin/node');
-  expect(script).toContain('APP=$R/opt/stowage');
+  expect(script).toContain(`"$R${config.workdir}/dist/stowage.mjs"`);
 });
 
 test('the Dockerfile build sees every source folder the compiler needs, and no local build output', () => {
@@ -95,4 +95,6 @@ test('the Dockerfile build sees every source folder the compiler needs, and no l
   // bench/ is compiled in development only; the image leaves it out.
   expect(include.filter((dir) => dir !== 'bench' && ignored.includes(dir))).toEqual([]);
   expect(ignored).toEqual(expect.arrayContaining(['node_modules', 'dist', 'test', '.git']));
+  // `npm run build` bundles with this script.
+  expect(ignored).toEqual(expect.arrayContaining(['scripts/*', '!scripts/bundle.mjs']));
 });
