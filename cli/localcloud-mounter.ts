@@ -38,7 +38,7 @@ export function createLocalcloudMounter(host: Host, mountTargetsFile: string): M
       }
       const folder = join(entry.path, ap?.rootDirectory ?? '/', source.path);
       log.debug({ server: source.server, folder, target }, 'localcloud: bind-mounting the mount target folder');
-      await host.bindMount(folder, target);
+      await host.withLog(log).bindMount(folder, target);
     },
   };
 }

@@ -1,3 +1,4 @@
+import type { Logger } from '../plugin/log.js';
 import type { Filesystem } from '../plugin/options.js';
 
 /** What `blkid -p` finds on a device. Any signature at all means: never mkfs. */
@@ -67,4 +68,6 @@ export interface Host {
   /** The mount whose mount point is exactly `target`, if any. */
   mountAt(target: string): Promise<MountEntry | undefined>;
   sync(): Promise<void>;
+  /** The same host, logging on an operation's logger (bound to its volume) instead of the process's. */
+  withLog(log: Logger): Host;
 }

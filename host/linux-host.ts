@@ -36,6 +36,7 @@ export function createLinuxHost(options: LinuxHostOptions): Host {
   const { deviceDir, log = silentLogger, exec = runCommand, procDir = '/proc', sysDir = '/sys' } = options;
 
   const mounts = (): Promise<MountEntry[]> => readMountinfo(join(procDir, 'self', 'mountinfo'));
+  const withLog = (operationLog: Logger): Host => createLinuxHost({ ...options, log: operationLog });
 
   const mountAt = async (target: string): Promise<MountEntry | undefined> => {
     const where = await canonical(target);
@@ -80,6 +81,8 @@ export function createLinuxHost(options: LinuxHostOptions): Host {
   };
 
   return {
+    withLog,
+
     async findDevice(volumeId, requestedName) {
       if (!VOLUME_ID.test(volumeId)) {
         throw new HostError(`invalid EBS volume id ${JSON.stringify(volumeId)}`, { volumeId });

@@ -26,6 +26,7 @@ import type { WorkMetrics } from '../../plugin/metrics.js';
 import { EBS_LIMITS, type VolumeOptions } from '../../plugin/options.js';
 import { callAws, type RetryPolicy } from '../../aws/call.js';
 import type { CallCounter } from '../../aws/call-counter.js';
+import { SharedCall } from '../../aws/shared-call.js';
 import { Ec2Code, hasCode, isNotFound } from '../../aws/errors.js';
 import type { NodeIdentity } from '../../aws/identity.js';
 import { VolumeWaiter, WaitTimeoutError } from '../../aws/volume-waiter.js';
@@ -136,6 +137,7 @@ class EbsDriverImpl implements EbsDriver {
   /** One Mount's work per volume; a later Mount of the same volume joins it. */
   private readonly inflight = new Map<string, MountWork>();
   private readonly infos = new WeakMap<EbsVolume, VolumeInfo>();
+  private readonly mappings = new SharedCall<string[]>();
 
   constructor(private readonly deps: EbsDriverDeps) {
     this.me = deps.identity.instanceId;
@@ -590,8 +592,15 @@ class EbsDriverImpl implements EbsDriver {
     return now?.id === volume.id && now.attachment?.instanceId === this.me && now.attachment.device === device;
   }
 
-  /** This instance's block-device mappings: the names a new attachment must not take. */
-  private async blockDeviceNames(deadline: number, log: Logger): Promise<string[]> {
+  /**
+   * This instance's block-device mappings: the names a new attachment must not take. Attaches that
+   * start together share one DescribeInstances; the allocator keeps each one's pick from the others.
+   */
+  private blockDeviceNames(deadline: number, log: Logger): Promise<string[]> {
+    return this.mappings.run(() => this.describeBlockDeviceNames(deadline, log));
+  }
+
+  private async describeBlockDeviceNames(deadline: number, log: Logger): Promise<string[]> {
     const out = await this.aws('DescribeInstances', { deadline, log }, { instance: this.me }, () =>
       this.deps.ec2.send(new DescribeInstancesCommand({ InstanceIds: [this.me] })),
     );
@@ -605,8 +614,8 @@ class EbsDriverImpl implements EbsDriver {
   // ---- Unmount ------------------------------------------------------------------------------
 
   async unmount(name: string, ctx: OperationContext): Promise<void> {
-    const { host } = this.deps;
     const log = ctx.log;
+    const host = this.deps.host.withLog(log);
     // A Mount that answered "pending" may still be attaching: let it finish, then undo all of it.
     const mounting = this.inflight.get(name);
     if (mounting) {

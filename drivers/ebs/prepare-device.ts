@@ -40,7 +40,8 @@ export async function waitForDevice(host: Host, volume: EbsVolume, requested: st
  * Invariant 2: the device must be the volume (NVMe serial, where readable), only a blank device is
  * formatted, and one with a filesystem is checked, then mounted as it is.
  */
-export async function prepareAndMount(host: Host, volume: EbsVolume, device: string, mountpoint: string, log: Logger): Promise<void> {
+export async function prepareAndMount(nodeHost: Host, volume: EbsVolume, device: string, mountpoint: string, log: Logger): Promise<void> {
+  const host = nodeHost.withLog(log);
   const context = { volumeId: volume.id, device };
   const mounted = await host.mountAt(mountpoint);
   if (mounted) {

@@ -2,6 +2,7 @@ import { DescribeVolumesCommand, type EC2Client, type Filter, type Volume } from
 import type { Logger } from '../../plugin/log.js';
 import { callAws } from '../../aws/call.js';
 import { delay } from '../../aws/delay.js';
+import { SHARE_WINDOW_MS } from '../../aws/shared-call.js';
 import type { CallCounter } from '../../aws/call-counter.js';
 import { Tags, currentOf, toEbsVolume, type EbsVolume } from './volume-record.js';
 
@@ -18,8 +19,6 @@ export interface VolumeCatalogOptions {
  * one tag-filtered, paginated DescribeVolumes (concurrent readers share the refill); anything that
  * decides (create, mount, remove) asks EC2 afresh for one name.
  */
-/** How long a look-up waits for others to share its DescribeVolumes. */
-const BATCH_WINDOW_MS = 10;
 /** EC2 accepts up to 200 values per filter. */
 const NAMES_PER_CALL = 150;
 
@@ -64,7 +63,7 @@ export class VolumeCatalog {
   named(name: string, deadline: number, log: Logger): Promise<EbsVolume[]> {
     if (!this.batch || this.batch.names.size >= NAMES_PER_CALL) {
       const names = new Set<string>();
-      const volumes = delay(BATCH_WINDOW_MS).then(() => {
+      const volumes = delay(SHARE_WINDOW_MS).then(() => {
         if (this.batch?.names === names) this.batch = undefined;
         return this.describe([{ Name: `tag:${Tags.volume}`, Values: [...names] }], deadline, log);
       });

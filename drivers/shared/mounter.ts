@@ -52,7 +52,7 @@ export function createNfsMounter(host: Host): Mounter {
     async mount(source, target, log) {
       const { device, options, type } = nfsMountCall(source);
       log.debug({ device, target, type, options }, 'mounting NFS share');
-      await host.mountNfs(device, target, options, type);
+      await host.withLog(log).mountNfs(device, target, options, type);
     },
   };
 }

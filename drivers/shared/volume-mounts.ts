@@ -11,7 +11,7 @@ const UNMOUNT_TIMEOUT_MS = 20_000;
  */
 export async function unmountShare(host: Host, target: string, deadline: number, log: Logger): Promise<void> {
   const timeoutMs = Math.max(1000, Math.min(UNMOUNT_TIMEOUT_MS, deadline - Date.now() - 5000));
-  await host.unmount(target, { timeoutMs, lazyAfterTimeout: true });
+  await host.withLog(log).unmount(target, { timeoutMs, lazyAfterTimeout: true });
   // The empty mount point goes too; anything left in it (not ours) stays.
   await rmdir(target).catch((err: unknown) => log.debug({ target, err }, 'mount point left in place'));
 }

@@ -211,6 +211,15 @@ describe('mount', () => {
     ]);
   });
 
+  test('Mounts arriving together share one DescribeInstances and still get a device name each', async () => {
+    const ids = ['a', 'b', 'c'].map((name) => ec2.addVolume(name, ZONE));
+    await expect(Promise.all(['a', 'b', 'c'].map((name) => driver.mount(name, ctx(name))))).resolves.toEqual(['/mnt/stowage/a', '/mnt/stowage/b', '/mnt/stowage/c']);
+    expect(ec2.sequence().filter((op) => op === 'DescribeInstances')).toHaveLength(1);
+    const devices = [0, 1, 2].map((n) => ec2.input('AttachVolume', n));
+    expect(devices.map((input) => input.VolumeId).sort()).toEqual([...ids].sort());
+    expect(new Set(devices.map((input) => input.Device)).size).toBe(3);
+  });
+
   test('already attached here and mounted: nothing but one lookup', async () => {
     const id = ec2.addVolume('data', ZONE);
     ec2.attachNow(id, ME, '/dev/xvdbd');

@@ -62,4 +62,8 @@ export class FakeHost implements Host {
     return this.mounted.find((m) => m.target === target);
   }
   async sync(): Promise<void> {}
+
+  withLog(): Host {
+    return this;
+  }
 }

@@ -44,4 +44,8 @@ export class RecordingHost implements Host {
     return undefined;
   }
   async sync(): Promise<void> {}
+
+  withLog(): Host {
+    return this;
+  }
 }
