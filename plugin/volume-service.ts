@@ -67,7 +67,8 @@ export class VolumeService {
   private readonly drivers: Map<Backing, Driver>;
   private readonly requestTimeoutMs: number;
   private readonly unclaimed = new Map<string, NodeJS.Timeout>();
-  private readonly views = new WeakMap<VolumeInfo, VolumeView>();
+  /** By name, not a WeakMap on the VolumeInfo: see ListReply. */
+  private views = new Map<string, { info: VolumeInfo; view: VolumeView }>();
 
   constructor(private readonly deps: VolumeServiceDeps) {
     this.drivers = new Map(deps.drivers.map((d) => [d.backing, d]));
@@ -191,8 +192,14 @@ export class VolumeService {
 
   async list(): Promise<VolumeView[]> {
     const ctx = this.context(this.deps.log.child({ op: 'list' }), this.requestTimeoutMs);
-    const all = await Promise.all([...this.drivers.values()].map((d) => d.list(ctx)));
-    return all.flat().map((info) => this.view(info));
+    const all: VolumeInfo[] = [];
+    for (const listed of await Promise.all([...this.drivers.values()].map((d) => d.list(ctx)))) all.push(...listed);
+    // Removed volumes go once they are half of what is kept.
+    if (this.views.size > 2 * all.length) {
+      const listed = new Set(all.map((info) => info.name));
+      this.views = new Map([...this.views].filter(([name]) => listed.has(name)));
+    }
+    return all.map((info) => this.view(info));
   }
 
   /** Stops the timers of pending Mounts (the plugin is shutting down). */
@@ -227,7 +234,8 @@ export class VolumeService {
   /** The same view for as long as the driver's VolumeInfo and this node's references are unchanged (see VolumeInfo). */
   private view(info: VolumeInfo): VolumeView {
     const held = this.deps.refcounts.get(info.name);
-    const cached = this.views.get(info);
+    const known = this.views.get(info.name);
+    const cached = known?.info === info ? known.view : undefined;
     if (cached && cached.mountpoint === held?.mountpoint && cached.status.references === held?.ids.length) return cached;
     const view: VolumeView = {
       name: info.name,
@@ -235,7 +243,7 @@ export class VolumeService {
       createdAt: info.createdAt,
       status: held ? { ...info.status, mountedHere: true, references: held.ids.length } : info.status,
     };
-    this.views.set(info, view);
+    this.views.set(info.name, { info, view });
     return view;
   }
 
