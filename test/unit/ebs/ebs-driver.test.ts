@@ -1,7 +1,6 @@
-import { Writable } from 'node:stream';
 import { AttachVolumeCommand, DescribeVolumesCommand } from '@aws-sdk/client-ec2';
-import { CallCounter } from '../../../aws/call-counter.js';
-import { createEbsDriver, type EbsDriver, type EbsDriverDeps } from '../../../drivers/ebs/ebs-driver.js';
+import type { CallCounter } from '../../../aws/call-counter.js';
+import type { EbsDriver } from '../../../drivers/ebs/ebs-driver.js';
 import {
   CloudError,
   DataSafetyError,
@@ -11,16 +10,14 @@ import {
   VolumeConflictError,
   VolumeNotFoundError,
 } from '../../../plugin/errors.js';
-import { createLogger, type Logger } from '../../../plugin/log.js';
+import type { Logger } from '../../../plugin/log.js';
 import type { VolumeOptions } from '../../../plugin/options.js';
 import { ec2Error } from '../aws/ec2-error.js';
+import { driverWorld, ME, OTHER, type DriverWorld } from './driver-world.js';
 import { FakeEc2 } from './fake-ec2.js';
-import { FakeHost } from './fake-host.js';
+import type { FakeHost } from './fake-host.js';
 
-const ME = 'i-000000000000000aa';
-const OTHER = 'i-000000000000000bb';
 const ZONE = 'us-east-1a';
-const FAST = { minDelayMs: 2, maxDelayMs: 10, factor: 2 };
 
 const GP3: VolumeOptions = {
   backing: 'relocatable', size: 10, ebstype: 'gp3', iops: 3000, throughput: 125, encrypted: true,
@@ -32,17 +29,8 @@ let host: FakeHost;
 let counter: CallCounter;
 let logLines: Record<string, unknown>[];
 let log: Logger;
+let makeDriver: DriverWorld['makeDriver'];
 let driver: EbsDriver;
-
-function makeDriver(overrides: Partial<EbsDriverDeps> = {}): EbsDriver {
-  return createEbsDriver({
-    ec2: ec2.client, host, counter, log,
-    identity: { instanceId: ME, zone: ZONE, region: 'us-east-1' },
-    cluster: 'test', mountRoot: '/mnt/stowage', fenceAfterMs: 60_000,
-    pollInitialMs: 5, stuckAttachMs: 150, cacheTtlMs: 60_000, retry: FAST,
-    ...overrides,
-  });
-}
 
 function ctx(name: string, ms = 3000) {
   return { deadline: Date.now() + ms, log: log.child({ volume: name }) };
@@ -53,14 +41,7 @@ function heartbeat(agoMs: number) {
 }
 
 beforeEach(() => {
-  ec2 = new FakeEc2();
-  host = new FakeHost();
-  counter = new CallCounter();
-  logLines = [];
-  log = createLogger('debug', new Writable({ write: (chunk, _enc, done) => { logLines.push(JSON.parse(String(chunk))); done(); } }));
-  ec2.addInstance(ME, ZONE);
-  ec2.onAttached = (volumeId, instanceId) => instanceId === ME && host.devices.set(volumeId, `/dev/nvme-${volumeId}`);
-  ec2.onDetached = (volumeId, instanceId) => instanceId === ME && host.devices.delete(volumeId);
+  ({ ec2, host, counter, log, logLines, makeDriver } = driverWorld(ZONE));
   driver = makeDriver();
 });
 afterEach(() => ec2.mock.restore());

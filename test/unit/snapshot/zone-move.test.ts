@@ -1,51 +1,31 @@
-import { Writable } from 'node:stream';
-import { CallCounter } from '../../../aws/call-counter.js';
-import { createEbsDriver, type EbsDriver, type EbsDriverDeps } from '../../../drivers/ebs/ebs-driver.js';
+import type { CallCounter } from '../../../aws/call-counter.js';
 import { clientToken } from '../../../drivers/ebs/volume-record.js';
 import { loadConfig } from '../../../plugin/config.js';
 import { ConfigError, PendingError, VolumeBusyError } from '../../../plugin/errors.js';
-import { createLogger, type Logger } from '../../../plugin/log.js';
+import type { Logger } from '../../../plugin/log.js';
 import { SnapshotStore } from '../../../snapshot/snapshot-store.js';
 import { describeMove } from '../../../snapshot/zone-move.js';
-import { FakeEc2 } from '../ebs/fake-ec2.js';
-import { FakeHost } from '../ebs/fake-host.js';
+import { driverWorld, OTHER, type DriverWorld } from '../ebs/driver-world.js';
+import type { FakeEc2 } from '../ebs/fake-ec2.js';
+import type { FakeHost } from '../ebs/fake-host.js';
 
-const ME = 'i-000000000000000aa';
-const OTHER = 'i-000000000000000bb';
 const HERE = 'us-east-1a';
 const THERE = 'us-east-1c';
-const FAST = { minDelayMs: 2, maxDelayMs: 10, factor: 2 };
 
 let ec2: FakeEc2;
 let host: FakeHost;
 let counter: CallCounter;
 let log: Logger;
 let logLines: Record<string, unknown>[];
-
-function makeDriver(overrides: Partial<EbsDriverDeps> = {}): EbsDriver {
-  return createEbsDriver({
-    ec2: ec2.client, host, counter, log,
-    identity: { instanceId: ME, zone: HERE, region: 'us-east-1' },
-    cluster: 'test', mountRoot: '/mnt/stowage', fenceAfterMs: 60_000,
-    pollInitialMs: 5, stuckAttachMs: 150, cacheTtlMs: 60_000, retry: FAST,
-    ...overrides,
-  });
-}
+let makeDriver: DriverWorld['makeDriver'];
 
 const ctx = (name: string, ms = 3000) => ({ deadline: Date.now() + ms, log: log.child({ volume: name }) });
 const tagsOf = (id: string) => Object.fromEntries((ec2.volumes.get(id)?.Tags ?? []).map((t) => [t.Key, t.Value]));
 const named = (name: string) => [...ec2.volumes.values()].filter((v) => v.Tags?.some((t) => t.Key === 'stowage:volume' && t.Value === name));
 
 beforeEach(() => {
-  ec2 = new FakeEc2();
-  host = new FakeHost();
-  counter = new CallCounter();
-  logLines = [];
-  log = createLogger('debug', new Writable({ write: (chunk, _enc, done) => { logLines.push(JSON.parse(String(chunk))); done(); } }));
-  ec2.addInstance(ME, HERE);
+  ({ ec2, host, counter, log, logLines, makeDriver } = driverWorld(HERE));
   ec2.addInstance(OTHER, THERE);
-  ec2.onAttached = (volumeId, instanceId) => instanceId === ME && host.devices.set(volumeId, `/dev/nvme-${volumeId}`);
-  ec2.onDetached = (volumeId, instanceId) => instanceId === ME && host.devices.delete(volumeId);
 });
 afterEach(() => ec2.mock.restore());
 
