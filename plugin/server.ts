@@ -181,7 +181,8 @@ export async function listenOnSocket(handler: RequestListener, socketPath: strin
   return server;
 }
 
-function socketAnswers(socketPath: string): Promise<boolean> {
+/** Whether something accepts connections on the socket: a plugin that listens is ready for dockerd. */
+export function socketAnswers(socketPath: string): Promise<boolean> {
   return new Promise((resolve) => {
     const probe = net.connect(socketPath);
     probe.once('connect', () => {

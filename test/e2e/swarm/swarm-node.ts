@@ -7,12 +7,12 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import path from 'node:path';
 import { DOCKER, DOCKERD, type Dockerd } from '../../helpers/dockerd.js';
 import type { RunOptions, RunResult } from '../../helpers/run.js';
 import { PLUGIN_SOCKET_DIR } from '../../helpers/plugin-name.js';
 import { PLUGIN_MAIN } from '../../helpers/plugin-process.js';
+import { socketAnswers } from '../../../plugin/server.js';
 import { startNodeNamespaces, type NodeNamespaces } from './node-namespaces.js';
 
 /** The built plugin (npm test builds dist first). */
@@ -70,7 +70,7 @@ export async function startSwarmNode(o: SwarmNodeOptions): Promise<SwarmNode> {
     const [file, ...args] = ns.command([process.execPath, PLUGIN_MAIN, 'plugin'], { net: false, deathSignal: 'KILL' });
     plugin = spawnLogged(file!, args, pluginLogFile, pluginEnv);
     // The socket is the node's; from the host it is the same file under the node's plugins folder.
-    await waitFor(() => accepts(path.join(ns.pluginsDir, `${PLUGIN_NAME}.sock`)), 15_000, () => `plugin of ${o.name} did not open its socket:\n${tail(pluginLogFile)}`, plugin);
+    await waitFor(() => socketAnswers(path.join(ns.pluginsDir, `${PLUGIN_NAME}.sock`)), 15_000, () => `plugin of ${o.name} did not open its socket:\n${tail(pluginLogFile)}`, plugin);
   };
   const stopPlugin = async (): Promise<void> => {
     if (!plugin || plugin.exitCode !== null || plugin.signalCode !== null) return;
@@ -196,18 +196,6 @@ function readText(file: string): string {
 
 function tail(file: string): string {
   return readText(file).slice(-6000);
-}
-
-/** The plugin opens its socket before it talks to AWS: accepting a connection is being ready for dockerd. */
-function accepts(socket: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const conn = connect(socket);
-    conn.once('connect', () => {
-      conn.destroy();
-      resolve(true);
-    });
-    conn.once('error', () => resolve(false));
-  });
 }
 
 async function waitFor(ready: () => Promise<boolean>, timeoutMs: number, failure: () => string, child: ChildProcess): Promise<void> {
