@@ -15,6 +15,7 @@ import { isNotFound } from '../aws/errors.js';
 import { Tags, toEbsVolume, type EbsVolume } from '../drivers/ebs/volume-record.js';
 import { CloudError, PendingError, type ErrorContext } from '../plugin/errors.js';
 import type { Logger } from '../plugin/log.js';
+import { allPages } from '../aws/pages.js';
 
 /** Tags only snapshots carry; the cluster and volume tags are the volumes' own (DESIGN.md "Tags"). */
 export const SnapshotTags = {
@@ -123,25 +124,23 @@ export class SnapshotStore {
 
   /** Every Stowage snapshot of one volume name, newest first (one tag-filtered, paginated call). */
   async ofName(name: string, step: Step): Promise<StoredSnapshot[]> {
-    const found: StoredSnapshot[] = [];
-    let token: string | undefined;
-    do {
-      const page = await this.aws('DescribeSnapshots', step, { volume: name }, () =>
-        this.deps.ec2.send(
-          new DescribeSnapshotsCommand({
-            OwnerIds: ['self'],
-            Filters: [
-              { Name: `tag:${Tags.cluster}`, Values: [this.deps.cluster] },
-              { Name: `tag:${Tags.volume}`, Values: [name] },
-            ],
-            MaxResults: 1000,
-            ...(token && { NextToken: token }),
-          }),
+    const found = await allPages(
+      (token) =>
+        this.aws('DescribeSnapshots', step, { volume: name }, () =>
+          this.deps.ec2.send(
+            new DescribeSnapshotsCommand({
+              OwnerIds: ['self'],
+              Filters: [
+                { Name: `tag:${Tags.cluster}`, Values: [this.deps.cluster] },
+                { Name: `tag:${Tags.volume}`, Values: [name] },
+              ],
+              MaxResults: 1000,
+              NextToken: token,
+            }),
+          ),
         ),
-      );
-      found.push(...(page.Snapshots ?? []).map(toStored));
-      token = page.NextToken;
-    } while (token);
+      (page) => page.Snapshots?.map(toStored),
+    );
     return found.sort((a, b) => b.startedAt - a.startedAt || b.id.localeCompare(a.id));
   }
 

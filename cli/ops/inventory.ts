@@ -1,7 +1,8 @@
-import { DescribeSnapshotsCommand, DescribeVolumesCommand, type Snapshot, type Tag, type Volume } from '@aws-sdk/client-ec2';
-import { DescribeAccessPointsCommand, type AccessPointDescription } from '@aws-sdk/client-efs';
+import { DescribeSnapshotsCommand, DescribeVolumesCommand, type Snapshot, type Tag } from '@aws-sdk/client-ec2';
+import { DescribeAccessPointsCommand } from '@aws-sdk/client-efs';
 import { Tags, pickCurrent, toEbsVolume, type EbsVolume } from '../../drivers/ebs/volume-record.js';
 import type { OpsContext, RegionTarget } from './context.js';
+import { allPages } from '../../aws/pages.js';
 
 /** A relocatable volume with its region and every tag (move history lives in tags). */
 export interface VolumeRecord extends EbsVolume {
@@ -45,24 +46,22 @@ function tagRecord(tags: Tag[] | undefined): Record<string, string> {
 }
 
 async function describeVolumes(ctx: OpsContext, t: RegionTarget, name?: string): Promise<VolumeRecord[]> {
-  const found: Volume[] = [];
-  let token: string | undefined;
-  do {
-    const page = await ctx.aws(
-      'DescribeVolumes',
-      () =>
-        t.ec2.send(
-          new DescribeVolumesCommand({
-            Filters: [{ Name: `tag:${Tags.cluster}`, Values: [ctx.cluster] }, ...(name ? [{ Name: `tag:${Tags.volume}`, Values: [name] }] : [])],
-            MaxResults: 500,
-            ...(token && { NextToken: token }),
-          }),
-        ),
-      { region: t.region },
-    );
-    found.push(...(page.Volumes ?? []));
-    token = page.NextToken;
-  } while (token);
+  const found = await allPages(
+    (token) =>
+      ctx.aws(
+        'DescribeVolumes',
+        () =>
+          t.ec2.send(
+            new DescribeVolumesCommand({
+              Filters: [{ Name: `tag:${Tags.cluster}`, Values: [ctx.cluster] }, ...(name ? [{ Name: `tag:${Tags.volume}`, Values: [name] }] : [])],
+              MaxResults: 500,
+              NextToken: token,
+            }),
+          ),
+        { region: t.region },
+      ),
+    (page) => page.Volumes,
+  );
   return found.flatMap((v) => {
     const volume = toEbsVolume(v, ctx.cluster);
     return volume ? [{ ...volume, region: t.region, tags: tagRecord(v.Tags) }] : [];
@@ -85,42 +84,33 @@ function toSnapshotRecord(s: Snapshot, region: string): SnapshotRecord {
 }
 
 async function describeSnapshots(ctx: OpsContext, t: RegionTarget, name?: string): Promise<SnapshotRecord[]> {
-  const found: SnapshotRecord[] = [];
-  let token: string | undefined;
-  do {
-    const page = await ctx.aws(
-      'DescribeSnapshots',
-      () =>
-        t.ec2.send(
-          new DescribeSnapshotsCommand({
-            OwnerIds: ['self'],
-            Filters: [{ Name: `tag:${Tags.cluster}`, Values: [ctx.cluster] }, ...(name ? [{ Name: `tag:${Tags.volume}`, Values: [name] }] : [])],
-            MaxResults: 1000,
-            ...(token && { NextToken: token }),
-          }),
-        ),
-      { region: t.region },
-    );
-    found.push(...(page.Snapshots ?? []).map((s) => toSnapshotRecord(s, t.region)));
-    token = page.NextToken;
-  } while (token);
+  const found = await allPages(
+    (token) =>
+      ctx.aws(
+        'DescribeSnapshots',
+        () =>
+          t.ec2.send(
+            new DescribeSnapshotsCommand({
+              OwnerIds: ['self'],
+              Filters: [{ Name: `tag:${Tags.cluster}`, Values: [ctx.cluster] }, ...(name ? [{ Name: `tag:${Tags.volume}`, Values: [name] }] : [])],
+              MaxResults: 1000,
+              NextToken: token,
+            }),
+          ),
+        { region: t.region },
+      ),
+    (page) => page.Snapshots?.map((s) => toSnapshotRecord(s, t.region)),
+  );
   // Newest first: retention and "last snapshot" read from the front.
   return found.sort((a, b) => (b.startedAt?.getTime() ?? 0) - (a.startedAt?.getTime() ?? 0) || b.id.localeCompare(a.id));
 }
 
 /** EFS has no tag filter: one paginated call for the account's access points, then ours by tag. */
 async function describeAccessPoints(ctx: OpsContext, t: RegionTarget, name?: string): Promise<AccessPointRecord[]> {
-  const found: AccessPointDescription[] = [];
-  let token: string | undefined;
-  do {
-    const page = await ctx.aws(
-      'DescribeAccessPoints',
-      () => t.efs.send(new DescribeAccessPointsCommand({ MaxResults: 1000, ...(token && { NextToken: token }) })),
-      { region: t.region },
-    );
-    found.push(...(page.AccessPoints ?? []));
-    token = page.NextToken;
-  } while (token);
+  const found = await allPages(
+    (token) => ctx.aws('DescribeAccessPoints', () => t.efs.send(new DescribeAccessPointsCommand({ MaxResults: 1000, NextToken: token })), { region: t.region }),
+    (page) => page.AccessPoints,
+  );
   return found.flatMap((ap) => {
     const tags = Object.fromEntries((ap.Tags ?? []).map((tag) => [tag.Key, tag.Value]));
     const volume = tags[Tags.volume];

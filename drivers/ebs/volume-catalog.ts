@@ -1,10 +1,11 @@
-import { DescribeVolumesCommand, type EC2Client, type Filter, type Volume } from '@aws-sdk/client-ec2';
+import { DescribeVolumesCommand, type EC2Client, type Filter } from '@aws-sdk/client-ec2';
 import type { Logger } from '../../plugin/log.js';
 import { callAws } from '../../aws/call.js';
 import { delay } from '../../aws/delay.js';
 import { SHARE_WINDOW_MS } from '../../aws/shared-call.js';
 import type { CallCounter } from '../../aws/call-counter.js';
 import { Tags, currentOf, toEbsVolume, type EbsVolume } from './volume-record.js';
+import { allPages } from '../../aws/pages.js';
 
 export interface VolumeCatalogOptions {
   ec2: EC2Client;
@@ -85,18 +86,16 @@ export class VolumeCatalog {
       { Name: `tag:${Tags.backing}`, Values: ['relocatable'] },
       ...extra,
     ];
-    const found: Volume[] = [];
-    let token: string | undefined;
-    do {
-      const page = await callAws(
-        this.options.counter,
-        'DescribeVolumes',
-        () => this.options.ec2.send(new DescribeVolumesCommand({ Filters: filters, MaxResults: 500, ...(token && { NextToken: token }) })),
-        { deadline, log },
-      );
-      found.push(...(page.Volumes ?? []));
-      token = page.NextToken;
-    } while (token);
+    const found = await allPages(
+      (token) =>
+        callAws(
+          this.options.counter,
+          'DescribeVolumes',
+          () => this.options.ec2.send(new DescribeVolumesCommand({ Filters: filters, MaxResults: 500, NextToken: token })),
+          { deadline, log },
+        ),
+      (page) => page.Volumes,
+    );
     // The filter already asked for our tags; checking again costs nothing and guards the invariant.
     return found.map((v) => toEbsVolume(v, this.options.cluster)).filter((v): v is EbsVolume => v !== undefined);
   }

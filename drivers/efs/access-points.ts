@@ -13,6 +13,7 @@ import type { Logger } from '../../plugin/log.js';
 import type { VolumeOptions } from '../../plugin/options.js';
 import { Tags, clientToken } from '../ebs/volume-record.js';
 import { volumePath } from '../shared/volume-folders.js';
+import { allPages } from '../../aws/pages.js';
 
 /** One of the cluster's access points: a shared volume in access point mode. */
 export interface VolumeAccessPoint {
@@ -126,26 +127,24 @@ export class AccessPoints {
   }
 
   private async describe(fileSystemId: string, call: Call, accessPointId?: string): Promise<VolumeAccessPoint[]> {
-    const found: VolumeAccessPoint[] = [];
-    let token: string | undefined;
-    do {
-      const page = await callAws(
-        this.deps.counter,
-        'DescribeAccessPoints',
-        () =>
-          this.deps.efs.send(
-            new DescribeAccessPointsCommand({
-              ...(accessPointId ? { AccessPointId: accessPointId } : { FileSystemId: fileSystemId }),
-              MaxResults: 100,
-              ...(token && { NextToken: token }),
-            }),
-          ),
-        { ...call, context: { fileSystemId } },
-      );
-      found.push(...(page.AccessPoints ?? []).map((ap) => this.toVolume(ap)).filter((v): v is VolumeAccessPoint => v !== undefined));
-      token = page.NextToken;
-    } while (token);
-    return found;
+    const found = await allPages(
+      (token) =>
+        callAws(
+          this.deps.counter,
+          'DescribeAccessPoints',
+          () =>
+            this.deps.efs.send(
+              new DescribeAccessPointsCommand({
+                ...(accessPointId ? { AccessPointId: accessPointId } : { FileSystemId: fileSystemId }),
+                MaxResults: 100,
+                NextToken: token,
+              }),
+            ),
+          { ...call, context: { fileSystemId } },
+        ),
+      (page) => page.AccessPoints,
+    );
+    return found.map((ap) => this.toVolume(ap)).filter((v): v is VolumeAccessPoint => v !== undefined);
   }
 
   /** undefined for an access point that is not one of this cluster's volumes. */

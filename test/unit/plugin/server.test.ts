@@ -115,6 +115,17 @@ describe('protocol server', () => {
     expect((await call('/VolumeDriver.Capabilities', {})).status).toBe(200);
   });
 
+  test('a client that hangs up halfway through its body leaves nothing created, and the server keeps serving', async () => {
+    await new Promise<void>((resolve) => {
+      const req = http.request({ socketPath: socket, path: '/VolumeDriver.Create', method: 'POST', headers: { 'Content-Length': '1000' } });
+      req.on('error', () => resolve());
+      req.write('{"Name":"halfway","Opts":{');
+      setImmediate(() => req.destroy());
+    });
+    expect((await call('/VolumeDriver.Capabilities', {})).status).toBe(200);
+    expect(driver.volumes.has('halfway')).toBe(false);
+  });
+
   test('an endpoint asked with GET, or with a query string, is answered as dockerd would need', async () => {
     const get = await new Promise<number>((resolve, reject) => {
       http.get({ socketPath: socket, path: '/VolumeDriver.List' }, (res) => {
