@@ -1,6 +1,6 @@
 import pRetry, { AbortError } from 'p-retry';
-import type { ErrorContext } from '../plugin/errors.js';
-import type { Logger } from '../plugin/log.js';
+import type { ErrorContext } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import type { CallCounter } from './call-counter.js';
 import { classifyFailure, errorCode, toCloudError } from './errors.js';
 

@@ -1,4 +1,4 @@
-import { CloudError, type ErrorContext } from '../plugin/errors.js';
+import { CloudError, type ErrorContext } from '../core/errors.js';
 
 /**
  * EC2 error codes the drivers branch on, named like the CSI driver's ErrNotFound/ErrAlreadyExists

@@ -1,5 +1,5 @@
 import { MetadataService } from '@aws-sdk/ec2-metadata-service';
-import { ConfigError } from '../plugin/errors.js';
+import { ConfigError } from '../core/errors.js';
 
 /** Who this node is in EC2: the instance the drivers attach to, and where it lives. */
 export interface NodeIdentity {

@@ -1,4 +1,4 @@
-import { delay } from './delay.js';
+import { delay } from '../core/delay.js';
 
 /** How long a call waits for others to share it: short next to an EC2 round trip. */
 export const SHARE_WINDOW_MS = 10;

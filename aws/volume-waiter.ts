@@ -1,6 +1,6 @@
 import { DescribeVolumesCommand, type EC2Client, type Volume } from '@aws-sdk/client-ec2';
-import { StowageError } from '../plugin/errors.js';
-import type { Logger } from '../plugin/log.js';
+import { StowageError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import { callAws, type RetryPolicy } from './call.js';
 import type { CallCounter } from './call-counter.js';
 

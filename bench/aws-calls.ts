@@ -5,8 +5,8 @@
  * waits overlap as they do on AWS).
  */
 import { CreateVolumeCommand } from '@aws-sdk/client-ec2';
-import { volumeTags, volumeTagSpecification } from '../drivers/ebs/volume-record.js';
-import { parseOptions } from '../plugin/options.js';
+import { volumeTags, volumeTagSpecification } from '../core/schema/ebs-volume.js';
+import { parseOptions } from '../plugin/options/parse.js';
 import { benchContext, CLUSTER, startBenchCloud, startBenchNode } from './fixture.js';
 import { printTable, recordResults, runIfMain } from './results.js';
 

@@ -8,7 +8,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
-import { parseOptions } from '../plugin/options.js';
+import { parseOptions } from '../plugin/options/parse.js';
 import { SnapshotStore } from '../snapshot/snapshot-store.js';
 import { benchContext, CLUSTER, startBenchCloud, startBenchNode, type BenchCloud, type BenchNode } from './fixture.js';
 import { printTable, recordResults, runIfMain } from './results.js';

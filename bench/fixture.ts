@@ -7,8 +7,8 @@ import { createAwsClients } from '../aws/clients.js';
 import { createEbsDriver, type EbsDriver } from '../drivers/ebs/ebs-driver.js';
 import { createLinuxHost } from '../host/linux-host.js';
 import { startLocalcloud, type Localcloud, type LatencyMode } from '../localcloud/index.js';
-import type { OperationContext } from '../drivers/driver.js';
-import { silentLogger } from '../plugin/log.js';
+import type { OperationContext } from '../core/context.js';
+import { silentLogger } from '../core/log.js';
 
 export const CLUSTER = 'bench';
 // The SDK is pinned by the lock file; its notice about later releases is noise in a report.

@@ -10,8 +10,8 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { volumeTags, volumeTagSpecification } from '../drivers/ebs/volume-record.js';
-import { parseOptions } from '../plugin/options.js';
+import { volumeTags, volumeTagSpecification } from '../core/schema/ebs-volume.js';
+import { parseOptions } from '../plugin/options/parse.js';
 import { CLUSTER, startBenchCloud, type BenchCloud } from './fixture.js';
 import { printTable, recordResults, runIfMain } from './results.js';
 

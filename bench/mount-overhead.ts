@@ -7,7 +7,7 @@ import { AttachVolumeCommand, DescribeVolumesCommand, DetachVolumeCommand } from
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createLinuxHost } from '../host/linux-host.js';
-import { parseOptions } from '../plugin/options.js';
+import { parseOptions } from '../plugin/options/parse.js';
 import { benchContext, startBenchCloud, startBenchNode, type BenchCloud, type BenchNode } from './fixture.js';
 import { printTable, recordResults, runIfMain } from './results.js';
 

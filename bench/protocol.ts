@@ -13,10 +13,10 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Driver, VolumeInfo } from '../drivers/driver.js';
 import { loadConfig } from '../plugin/config.js';
-import { UnsupportedError } from '../plugin/errors.js';
-import { createLogger } from '../plugin/log.js';
+import { UnsupportedError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
 import { startPlugin } from '../plugin/main.js';
-import { parseOptions } from '../plugin/options.js';
+import { parseOptions } from '../plugin/options/parse.js';
 import { printTable, recordResults, runIfMain } from './results.js';
 
 const VOLUMES = 1000;

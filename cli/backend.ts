@@ -1,3 +1,4 @@
+import { Tags } from '../core/schema/tags.js';
 import { DescribeInstancesCommand, RunInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import path from 'node:path';
 import { CallCounter } from '../aws/call-counter.js';
@@ -11,9 +12,9 @@ import { startLocalcloud, type Localcloud } from '../localcloud/index.js';
 import { Paths } from '../localcloud/paths.js';
 import type { Config } from '../plugin/config.js';
 import { DeferredDriver } from '../plugin/deferred-driver.js';
-import type { Logger } from '../plugin/log.js';
-import { noMetrics, type WorkMetrics } from '../plugin/metrics.js';
-import type { Backing } from '../plugin/options.js';
+import type { Logger } from '../core/log.js';
+import { noMetrics, type WorkMetrics } from '../core/metrics.js';
+import type { Backing } from '../core/volume-options.js';
 
 /** What the plugin runs on: its drivers, the backings it lacks and why, and how to shut it all down. */
 export interface Backend {
@@ -28,7 +29,6 @@ const RELEASE_AT_START_MS = 60_000;
 
 /** localcloud accepts any signature; the SDK still wants credentials to sign with. */
 const LOCAL_CREDENTIALS = { accessKeyId: 'localcloud', secretAccessKey: 'localcloud' };
-const EMBEDDED_NODE_TAG = 'stowage:embedded-node';
 
 /** Where the plugin's AWS calls go and which instance it is, before any call is made. */
 interface CloudTarget {
@@ -50,14 +50,14 @@ interface CloudTarget {
  */
 async function embeddedInstance(ec2: EC2Client, zone: string): Promise<string> {
   const found = await ec2.send(new DescribeInstancesCommand({
-    Filters: [{ Name: `tag:${EMBEDDED_NODE_TAG}`, Values: ['true'] }, { Name: 'instance-state-name', Values: ['pending', 'running'] }],
+    Filters: [{ Name: `tag:${Tags.embeddedNode}`, Values: ['true'] }, { Name: 'instance-state-name', Values: ['pending', 'running'] }],
   }));
   const existing = found.Reservations?.flatMap((r) => r.Instances ?? [])[0]?.InstanceId;
   if (existing) return existing;
   const run = await ec2.send(new RunInstancesCommand({
     MinCount: 1, MaxCount: 1, ImageId: 'ami-stowage', InstanceType: 't3.medium',
     Placement: { AvailabilityZone: zone },
-    TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: EMBEDDED_NODE_TAG, Value: 'true' }] }],
+    TagSpecifications: [{ ResourceType: 'instance', Tags: [{ Key: Tags.embeddedNode, Value: 'true' }] }],
   }));
   const id = run.Instances?.[0]?.InstanceId;
   if (!id) throw new Error('embedded localcloud did not return an instance');

@@ -1,3 +1,4 @@
+import { Tags } from '../core/schema/tags.js';
 import { DescribeSubnetsCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import {
   CreateFileSystemCommand,
@@ -6,7 +7,7 @@ import {
   DescribeMountTargetsCommand,
   type EFSClient,
 } from '@aws-sdk/client-efs';
-import { delay } from '../aws/delay.js';
+import { delay } from '../core/delay.js';
 
 /** How long an embedded localcloud may take to make its file system available (zero latency: instantly). */
 const READY_WITHIN_MS = 30_000;
@@ -22,7 +23,7 @@ export async function embeddedFileSystem(efs: EFSClient, ec2: EC2Client, cluster
   if (!fs) {
     await efs.send(new CreateFileSystemCommand({
       CreationToken: token, PerformanceMode: 'generalPurpose', Encrypted: true,
-      Tags: [{ Key: 'Name', Value: token }, { Key: 'stowage:cluster', Value: cluster }],
+      Tags: [{ Key: 'Name', Value: token }, { Key: Tags.cluster, Value: cluster }],
     })).catch((err: unknown) => {
       // Another start made it first: the lookup below finds it.
       if ((err as Error).name !== 'FileSystemAlreadyExists') throw err;

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Mounter } from '../drivers/shared/mounter.js';
 import type { Host } from '../host/host.js';
-import { HostError } from '../plugin/errors.js';
+import { HostError } from '../core/errors.js';
 
 interface MountTargetEntry {
   fileSystemId: string;

@@ -1,6 +1,6 @@
 import { loadConfig, type Config } from '../plugin/config.js';
-import { ConfigError } from '../plugin/errors.js';
-import { createLogger } from '../plugin/log.js';
+import { ConfigError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
 import { startPlugin } from '../plugin/main.js';
 import { Metrics } from '../plugin/metrics.js';
 import { openBackend } from './backend.js';

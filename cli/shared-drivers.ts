@@ -11,7 +11,7 @@ import type { Host } from '../host/host.js';
 import { createLinuxHost } from '../host/linux-host.js';
 import type { Config } from '../plugin/config.js';
 import { DeferredDriver } from '../plugin/deferred-driver.js';
-import type { Logger } from '../plugin/log.js';
+import type { Logger } from '../core/log.js';
 import { embeddedFileSystem } from './embedded-efs.js';
 import { createLocalcloudMounter } from './localcloud-mounter.js';
 

@@ -1,5 +1,5 @@
-import type { VolumeOptions, Backing } from '../plugin/options.js';
-import type { Logger } from '../plugin/log.js';
+import type { VolumeOptions, Backing } from '../core/volume-options.js';
+import type { OperationContext } from '../core/context.js';
 
 /** What Get and List report about one volume. */
 /**
@@ -17,15 +17,6 @@ export interface VolumeInfo {
   status: Record<string, string | number | boolean>;
   /** The options the volume was created with, to tell an idempotent Create from a conflicting one. */
   options?: Partial<VolumeOptions>;
-}
-
-/** Per-request context: a deadline the work must answer by, and a logger bound to the volume. */
-export interface OperationContext {
-  /** Epoch ms by which the caller must have an answer. */
-  deadline: number;
-  /** Aborted when the client went away; long work may continue in the background but must not add references. */
-  signal?: AbortSignal;
-  log: Logger;
 }
 
 /**

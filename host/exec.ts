@@ -1,5 +1,5 @@
 import { execFile, type ExecFileException } from 'node:child_process';
-import { HostError } from '../plugin/errors.js';
+import { HostError } from '../core/errors.js';
 
 export interface ExecOptions {
   /** The command is killed and the call fails after this long. */

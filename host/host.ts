@@ -1,5 +1,5 @@
-import type { Logger } from '../plugin/log.js';
-import type { Filesystem } from '../plugin/options.js';
+import type { Logger } from '../core/log.js';
+import type { Filesystem } from '../core/volume-options.js';
 
 /** What `blkid -p` finds on a device. Any signature at all means: never mkfs. */
 export interface DeviceProbe {

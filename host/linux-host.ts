@@ -1,8 +1,8 @@
 import { mkdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { DataSafetyError, HostError } from '../plugin/errors.js';
-import { silentLogger, type Logger } from '../plugin/log.js';
-import type { Filesystem } from '../plugin/options.js';
+import { DataSafetyError, HostError } from '../core/errors.js';
+import { silentLogger, type Logger } from '../core/log.js';
+import type { Filesystem } from '../core/volume-options.js';
 import { CommandError, DEFAULT_TIMEOUT_MS, runCommand, type ExecRunner } from './exec.js';
 import type { DeviceProbe, Host, MountEntry, UnmountOptions } from './host.js';
 import { describeHolders, findHolders, isUnder } from './holders.js';

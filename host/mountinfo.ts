@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { HostError } from '../plugin/errors.js';
+import { HostError } from '../core/errors.js';
 import type { MountEntry } from './host.js';
 
 /**

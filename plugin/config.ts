@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { ConfigError } from './errors.js';
-import { BACKINGS, type Backing } from './options.js';
-import { isLogLevel } from './log.js';
+import { ConfigError } from '../core/errors.js';
+import { BACKINGS, type Backing } from '../core/volume-options.js';
+import { isLogLevel } from '../core/log.js';
 import type { Level } from 'pino';
 
 /** The plugin's settings, read once at start from the environment (`Settable` in config.json). */

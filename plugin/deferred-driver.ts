@@ -1,5 +1,6 @@
-import type { Driver, OperationContext, VolumeInfo } from '../drivers/driver.js';
-import type { Backing, VolumeOptions } from './options.js';
+import type { Driver, VolumeInfo } from '../drivers/driver.js';
+import type { OperationContext } from '../core/context.js';
+import type { Backing, VolumeOptions } from '../core/volume-options.js';
 
 /**
  * A driver whose construction needs the cloud (node identity from IMDS, a first Describe). dockerd

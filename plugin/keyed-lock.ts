@@ -1,4 +1,4 @@
-import { PendingError } from './errors.js';
+import { PendingError } from '../core/errors.js';
 
 interface Waiter {
   start: () => void;

@@ -3,34 +3,15 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CallCounter } from '../aws/call-counter.js';
-import type { Driver, OperationContext } from '../drivers/driver.js';
-import type { VolumeOptions } from './options.js';
+import type { Driver } from '../drivers/driver.js';
+import type { OperationContext } from '../core/context.js';
+import type { VolumeOptions } from '../core/volume-options.js';
+import type { StageOutcome, WorkMetrics } from '../core/metrics.js';
 
 /** Seconds; protocol calls range from a cached Get (ms) to a Mount near dockerd's 120 s limit. */
 const REQUEST_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
 /** Seconds; a move's stages range from a tag write to a snapshot of many minutes. */
 const MOVE_BUCKETS = [0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600];
-
-export type StageOutcome = 'ok' | 'error';
-
-/**
- * What the parts of the plugin that do long or rare work report (the cross-zone mover, the EBS
- * driver's attach and fencing). `noMetrics` stands in when metrics are off.
- */
-export interface WorkMetrics {
-  /** One stage of a cross-zone move finished (`snapshot`, `restore`, `verify`, `retire`, …). */
-  moveStage(stage: string, seconds: number, outcome: StageOutcome): void;
-  /** An attachment started; call the returned function when it ended, whatever the outcome. */
-  attachStarted(): () => void;
-  /** Another instance's hold on a volume was broken (invariant 7). */
-  fenced(): void;
-}
-
-export const noMetrics: WorkMetrics = {
-  moveStage: () => undefined,
-  attachStarted: () => () => undefined,
-  fenced: () => undefined,
-};
 
 /** How the protocol server reports each request: the endpoint, and the work that serves it. */
 export type RequestTracker = <T>(endpoint: string, work: () => Promise<T>) => Promise<T>;

@@ -1,7 +1,8 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import type { Backing } from './options.js';
-import type { Logger } from './log.js';
+import type { Backing } from '../core/volume-options.js';
+import type { Logger } from '../core/log.js';
+import { writeAtomically } from '../core/atomic-file.js';
 
 /** What this node holds of one volume: where it is mounted and which Mount IDs use it. */
 export interface MountRecord {
@@ -97,24 +98,5 @@ export class RefcountStore {
     // Writes are chained so an older snapshot can never land after a newer one.
     this.writing = this.writing.catch(() => undefined).then(() => writeAtomically(this.file, body));
     return this.writing;
-  }
-}
-
-/** temp file, fsync, rename, fsync of the folder: a crash leaves the old or the new file. */
-export async function writeAtomically(file: string, body: string): Promise<void> {
-  const temp = `${file}.${process.pid}.tmp`;
-  const handle = await fs.open(temp, 'w', 0o600);
-  try {
-    await handle.writeFile(body);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  await fs.rename(temp, file);
-  const dir = await fs.open(path.dirname(file), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
   }
 }

@@ -2,9 +2,9 @@ import { promises as fs } from 'node:fs';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { describeError, InvalidRequestError, StowageError } from './errors.js';
+import { describeError, InvalidRequestError, StowageError } from '../core/errors.js';
 import { ListReply, protocolVolume } from './list-reply.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../core/log.js';
 import type { RequestTracker } from './metrics.js';
 import type { VolumeView } from './volume-service.js';
 

@@ -1,16 +1,11 @@
-import type { Driver, OperationContext, VolumeInfo } from '../drivers/driver.js';
-import {
-  InvalidNameError,
-  PendingError,
-  InvalidRequestError,
-  UnsupportedError,
-  VolumeBusyError,
-  VolumeConflictError,
-  VolumeNotFoundError,
-} from './errors.js';
+import type { Driver, VolumeInfo } from '../drivers/driver.js';
+import type { OperationContext } from '../core/context.js';
+import { InvalidNameError, PendingError, InvalidRequestError, UnsupportedError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../core/errors.js';
 import { KeyedLock } from './keyed-lock.js';
-import type { Logger } from './log.js';
-import { conflictingKeys, parseOptions, type Backing } from './options.js';
+import type { Logger } from '../core/log.js';
+import { conflictingKeys } from './options/conflict.js';
+import { parseOptions } from './options/parse.js';
+import { type Backing } from '../core/volume-options.js';
 import type { RefcountStore } from './refcounts.js';
 
 const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;

@@ -10,42 +10,14 @@ import {
 } from '@aws-sdk/client-ec2';
 import { callAws, type RetryPolicy } from '../aws/call.js';
 import type { CallCounter } from '../aws/call-counter.js';
-import { delay } from '../aws/delay.js';
+import { delay } from '../core/delay.js';
 import { isNotFound } from '../aws/errors.js';
-import { Tags, toEbsVolume, type EbsVolume } from '../drivers/ebs/volume-record.js';
-import { CloudError, PendingError, type ErrorContext } from '../plugin/errors.js';
-import type { Logger } from '../plugin/log.js';
+import { toEbsVolume, type EbsVolume } from '../core/schema/ebs-volume.js';
+import { CloudError, PendingError, type ErrorContext } from '../core/errors.js';
+import type { OperationContext } from '../core/context.js';
 import { allPages } from '../aws/pages.js';
-
-/** Tags only snapshots carry; the cluster and volume tags are the volumes' own (DESIGN.md "Tags"). */
-export const SnapshotTags = {
-  /** The volume id whose data the snapshot holds. */
-  source: 'stowage:source-volume',
-  /** Why it was taken: `unmount` (invariant 6) or `move` (invariant 5). */
-  reason: 'stowage:snapshot-reason',
-} as const;
-
-export type SnapshotReason = 'unmount' | 'move';
-const OWN_REASONS: readonly string[] = ['unmount', 'move'] satisfies SnapshotReason[];
-
-/** One of Stowage's snapshots, as read from EC2 and its tags. */
-export interface StoredSnapshot {
-  id: string;
-  state: string;
-  /** 0–100. */
-  percent: number;
-  source: string | undefined;
-  /** Why it was taken; `operator` ones (stowage snapshot) are backups that retention and Remove leave alone. */
-  reason: string | undefined;
-  /** The generation of the volume it captures. */
-  generation: number;
-  startedAt: number;
-}
-
-export interface Step {
-  deadline: number;
-  log: Logger;
-}
+import { MOVE_REASONS, Tags, type SnapshotReason } from '../core/schema/tags.js';
+import { snapshotTags, toStoredSnapshot, type StoredSnapshot } from '../core/schema/snapshot-record.js';
 
 export interface SnapshotStoreDeps {
   ec2: EC2Client;
@@ -58,19 +30,6 @@ export interface SnapshotStoreDeps {
 
 const MAX_POLL_MS = 15_000;
 
-function toStored(s: Snapshot): StoredSnapshot {
-  const tags = new Map((s.Tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
-  return {
-    id: s.SnapshotId ?? '',
-    state: s.State ?? 'unknown',
-    percent: Number.parseInt(s.Progress ?? '0', 10) || 0,
-    source: tags.get(SnapshotTags.source),
-    reason: tags.get(SnapshotTags.reason),
-    generation: Number(tags.get(Tags.generation) ?? '1') || 1,
-    startedAt: s.StartTime?.getTime() ?? 0,
-  };
-}
-
 /**
  * Stowage's EBS snapshots and the volume tag that says which snapshot holds a volume's current data
  * (`stowage:snapshot-current`). Every call goes through callAws; nothing here knows about mounts.
@@ -79,16 +38,8 @@ export class SnapshotStore {
   constructor(private readonly deps: SnapshotStoreDeps) {}
 
   /** Starts a snapshot of a detached volume, tagged with the name, the source and the generation it captures. */
-  async create(volume: EbsVolume, reason: SnapshotReason, step: Step): Promise<StoredSnapshot> {
-    const tags = [
-      { Key: Tags.cluster, Value: this.deps.cluster },
-      { Key: Tags.volume, Value: volume.name },
-      { Key: Tags.backing, Value: 'relocatable' },
-      { Key: Tags.generation, Value: String(volume.generation) },
-      { Key: SnapshotTags.source, Value: volume.id },
-      { Key: SnapshotTags.reason, Value: reason },
-      { Key: 'Name', Value: `stowage/${this.deps.cluster}/${volume.name}` },
-    ];
+  async create(volume: EbsVolume, reason: SnapshotReason, step: OperationContext): Promise<StoredSnapshot> {
+    const tags = snapshotTags(this.deps.cluster, volume, reason);
     const out = await this.aws('CreateSnapshot', step, { volumeId: volume.id }, () =>
       this.deps.ec2.send(
         new CreateSnapshotCommand({
@@ -98,19 +49,19 @@ export class SnapshotStore {
         }),
       ),
     );
-    const snapshot = toStored({ ...out, Tags: out.Tags ?? tags });
+    const snapshot = toStoredSnapshot({ ...out, Tags: out.Tags ?? tags });
     step.log.info({ volumeId: volume.id, snapshotId: snapshot.id, reason, generation: volume.generation }, 'snapshot started');
     return snapshot;
   }
 
   /** undefined when it does not exist (any more). */
-  async find(snapshotId: string, step: Step): Promise<StoredSnapshot | undefined> {
+  async find(snapshotId: string, step: OperationContext): Promise<StoredSnapshot | undefined> {
     try {
       const out = await this.aws('DescribeSnapshots', step, { snapshotId }, () =>
         this.deps.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })),
       );
       const found = out.Snapshots?.[0];
-      return found ? toStored(found) : undefined;
+      return found ? toStoredSnapshot(found) : undefined;
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -118,12 +69,12 @@ export class SnapshotStore {
   }
 
   /** The snapshots the plugin took of one volume name to move it (not operator backups), newest first. */
-  async movingAids(name: string, step: Step): Promise<StoredSnapshot[]> {
-    return (await this.ofName(name, step)).filter((s) => OWN_REASONS.includes(s.reason ?? ''));
+  async movingAids(name: string, step: OperationContext): Promise<StoredSnapshot[]> {
+    return (await this.ofName(name, step)).filter((s) => (MOVE_REASONS as readonly string[]).includes(s.reason ?? ''));
   }
 
   /** Every Stowage snapshot of one volume name, newest first (one tag-filtered, paginated call). */
-  async ofName(name: string, step: Step): Promise<StoredSnapshot[]> {
+  async ofName(name: string, step: OperationContext): Promise<StoredSnapshot[]> {
     const found = await allPages(
       (token) =>
         this.aws('DescribeSnapshots', step, { volume: name }, () =>
@@ -139,13 +90,13 @@ export class SnapshotStore {
             }),
           ),
         ),
-      (page) => page.Snapshots?.map(toStored),
+      (page) => page.Snapshots?.map(toStoredSnapshot),
     );
     return found.sort((a, b) => b.startedAt - a.startedAt || b.id.localeCompare(a.id));
   }
 
   /** Polls until `completed`, reporting progress; a snapshot in `error` (or gone) is a CloudError. */
-  async waitCompleted(snapshotId: string, step: Step, onProgress: (percent: number) => void): Promise<StoredSnapshot> {
+  async waitCompleted(snapshotId: string, step: OperationContext, onProgress: (percent: number) => void): Promise<StoredSnapshot> {
     for (let wait = this.deps.pollInitialMs; ; wait = Math.min(wait * 1.6, MAX_POLL_MS)) {
       const now = await this.find(snapshotId, step);
       if (!now) throw new CloudError(`snapshot ${snapshotId} disappeared before it completed`, 'InvalidSnapshot.NotFound', { snapshotId });
@@ -159,7 +110,7 @@ export class SnapshotStore {
     }
   }
 
-  async delete(snapshotId: string, step: Step): Promise<void> {
+  async delete(snapshotId: string, step: OperationContext): Promise<void> {
     await this.aws('DeleteSnapshot', step, { snapshotId }, () => this.deps.ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }))).catch(
       (err: unknown) => {
         if (!isNotFound(err)) throw err;
@@ -174,7 +125,7 @@ export class SnapshotStore {
    * the record is taken back. Returns the snapshot the volume names as current afterwards (another
    * mover's, when two raced), or undefined.
    */
-  async markCurrent(volume: EbsVolume, snapshotId: string, step: Step): Promise<string | undefined> {
+  async markCurrent(volume: EbsVolume, snapshotId: string, step: OperationContext): Promise<string | undefined> {
     const context = { volumeId: volume.id, snapshotId };
     await this.aws('CreateTags', step, context, () =>
       this.deps.ec2.send(new CreateTagsCommand({ Resources: [volume.id], Tags: [{ Key: Tags.snapshotCurrent, Value: snapshotId }] })),
@@ -189,7 +140,7 @@ export class SnapshotStore {
   }
 
   /** Before an attach: no snapshot holds the data any more, and the volume is no longer blank. */
-  async forget(volumeId: string, step: Step): Promise<void> {
+  async forget(volumeId: string, step: OperationContext): Promise<void> {
     await this.aws('DeleteTags', step, { volumeId }, () =>
       this.deps.ec2.send(new DeleteTagsCommand({ Resources: [volumeId], Tags: [{ Key: Tags.snapshotCurrent }, { Key: Tags.blank }] })),
     );
@@ -200,7 +151,7 @@ export class SnapshotStore {
    * older ones. Pending snapshots (a move may be waiting on one), `protect`ed ones (named current by a
    * volume) and operator backups stay.
    */
-  async prune(name: string, keep: number, protect: ReadonlySet<string>, step: Step): Promise<number> {
+  async prune(name: string, keep: number, protect: ReadonlySet<string>, step: OperationContext): Promise<number> {
     const all = await this.movingAids(name, step);
     // Only completed snapshots count: a pending one cannot restore anything yet.
     const completed = all.filter((s) => s.state === 'completed');
@@ -211,7 +162,7 @@ export class SnapshotStore {
   }
 
   /** The volume as EC2 has it now (undefined: gone). */
-  async volume(volumeId: string, step: Step): Promise<EbsVolume | undefined> {
+  async volume(volumeId: string, step: OperationContext): Promise<EbsVolume | undefined> {
     const out = await this.aws('DescribeVolumes', step, { volumeId }, () =>
       this.deps.ec2.send(new DescribeVolumesCommand({ Filters: [{ Name: 'volume-id', Values: [volumeId] }] })),
     );
@@ -219,7 +170,7 @@ export class SnapshotStore {
     return found && toEbsVolume(found, this.deps.cluster);
   }
 
-  private aws<T>(operation: string, step: Step, context: ErrorContext, send: () => Promise<T>): Promise<T> {
+  private aws<T>(operation: string, step: OperationContext, context: ErrorContext, send: () => Promise<T>): Promise<T> {
     return callAws(this.deps.counter, operation, send, {
       deadline: step.deadline,
       log: step.log,

@@ -1,13 +1,17 @@
 import { CreateVolumeCommand, DeleteVolumeCommand, type EC2Client, type Tag, type VolumeType } from '@aws-sdk/client-ec2';
 import { callAws, type RetryPolicy } from '../aws/call.js';
-import type { WorkMetrics } from '../plugin/metrics.js';
+import type { WorkMetrics } from '../core/metrics.js';
 import type { CallCounter } from '../aws/call-counter.js';
 import { Ec2Code, hasCode, isNotFound } from '../aws/errors.js';
 import { WaitTimeoutError, type VolumeWaiter } from '../aws/volume-waiter.js';
-import { Tags, clientToken, currentOf, volumeTagSpecification, volumeTags, type EbsVolume } from '../drivers/ebs/volume-record.js';
-import { CloudError, PendingError, VolumeBusyError, VolumeNotFoundError, type ErrorContext } from '../plugin/errors.js';
-import { EBS_LIMITS, EBS_TYPES, type EbsType } from '../plugin/options.js';
-import type { SnapshotStore, Step } from './snapshot-store.js';
+import { Tags } from '../core/schema/tags.js';
+import { clientToken } from '../core/schema/client-token.js';
+import { currentOf, volumeTagSpecification, volumeTags, type EbsVolume } from '../core/schema/ebs-volume.js';
+import { CloudError, PendingError, VolumeBusyError, VolumeNotFoundError, type ErrorContext } from '../core/errors.js';
+import { EBS_LIMITS, EBS_TYPES, type EbsType } from '../core/volume-options.js';
+import type { SnapshotStore } from './snapshot-store.js';
+import type { OperationContext } from '../core/context.js';
+import type { Logger } from '../core/log.js';
 
 export type MoveStage = 'snapshot' | 'creating' | 'verifying' | 'retiring';
 
@@ -26,7 +30,7 @@ export function describeMove(p: MoveProgress): string {
   return `volume ${p.name} is moving ${p.from} → ${p.to}: ${p.stage}${p.percent !== undefined ? ` ${p.percent}%` : ''}`;
 }
 
-/** Step boundaries, in order; a test's crash hook stops a mover at one of them. */
+/** OperationContext boundaries, in order; a test's crash hook stops a mover at one of them. */
 export type MoveStep = 'snapshot-started' | 'snapshot-completed' | 'copy-created' | 'copy-available' | 'source-retired';
 
 export interface ZoneMoverDeps {
@@ -37,7 +41,7 @@ export interface ZoneMoverDeps {
   /** Shared with the driver, so waits of both batch into one DescribeVolumes. */
   waiter: VolumeWaiter;
   /** Every volume carrying the name now, from EC2. */
-  named: (name: string, deadline: number, log: Step['log']) => Promise<EbsVolume[]>;
+  named: (name: string, deadline: number, log: Logger) => Promise<EbsVolume[]>;
   /** STOWAGE_SNAPSHOT_RETAIN: snapshots kept per volume after a move. */
   retain: number;
   /** Stage durations for Prometheus; noMetrics when metrics are off. */
@@ -69,14 +73,14 @@ const MAX_TOKEN_REUSE = 5;
 export class ZoneMover {
   constructor(private readonly deps: ZoneMoverDeps) {}
 
-  private stageDone(step: Step, stage: string, startedAt: number, fields: Record<string, unknown>): void {
+  private stageDone(step: OperationContext, stage: string, startedAt: number, fields: Record<string, unknown>): void {
     const ms = Date.now() - startedAt;
     step.log.info({ ...fields, stage, ms }, 'move stage done');
     this.deps.metrics?.moveStage(stage, ms / 1000, 'ok');
   }
 
   /** Returns the volume in `targetZone`, available and not attached. */
-  async move(name: string, targetZone: string, step: Step, report: (p: MoveProgress) => void): Promise<EbsVolume> {
+  async move(name: string, targetZone: string, step: OperationContext, report: (p: MoveProgress) => void): Promise<EbsVolume> {
     const started = Date.now();
     for (let round = 1; round <= MAX_ROUNDS; round++) {
       const source = currentOf(await this.deps.named(name, step.deadline, step.log));
@@ -111,7 +115,7 @@ export class ZoneMover {
   private async copyViaSnapshot(
     source: EbsVolume,
     zone: string,
-    step: Step,
+    step: OperationContext,
     progress: (stage: MoveStage, percent?: number) => void,
   ): Promise<EbsVolume | undefined> {
     const { snapshots } = this.deps;
@@ -141,7 +145,7 @@ export class ZoneMover {
   }
 
   /** Never formatted: nothing to copy, a new blank volume in the target zone will do. */
-  private async recreate(source: EbsVolume, zone: string, step: Step, progress: (stage: MoveStage) => void): Promise<EbsVolume | undefined> {
+  private async recreate(source: EbsVolume, zone: string, step: OperationContext, progress: (stage: MoveStage) => void): Promise<EbsVolume | undefined> {
     progress('creating');
     step.log.info({ volumeId: source.id, zone }, 'volume was never attached: re-creating it in the target zone, no snapshot');
     return this.createCopy(source, zone, [{ Key: Tags.blank, Value: 'true' }], undefined, step);
@@ -152,7 +156,7 @@ export class ZoneMover {
    * (to two zones) cannot both create one: the second gets IdempotentParameterMismatch and adopts
    * the first's copy in the next round.
    */
-  private async createCopy(source: EbsVolume, zone: string, extra: Tag[], snapshotId: string | undefined, step: Step): Promise<EbsVolume | undefined> {
+  private async createCopy(source: EbsVolume, zone: string, extra: Tag[], snapshotId: string | undefined, step: OperationContext): Promise<EbsVolume | undefined> {
     const generation = source.generation + 1;
     const type = (EBS_TYPES as readonly string[]).includes(source.type) ? (source.type as EbsType) : undefined;
     const limits = type ? EBS_LIMITS[type] : undefined;
@@ -197,7 +201,7 @@ export class ZoneMover {
   }
 
   /** Wait for the copy, check it against the source, then commit by deleting the source. */
-  private async finish(source: EbsVolume, copy: EbsVolume, step: Step, progress: (stage: MoveStage) => void): Promise<void> {
+  private async finish(source: EbsVolume, copy: EbsVolume, step: OperationContext, progress: (stage: MoveStage) => void): Promise<void> {
     let t = Date.now();
     const context = { volumeId: source.id, copyId: copy.id, zone: copy.zone };
     progress('creating');
@@ -261,7 +265,7 @@ export class ZoneMover {
   }
 
   /** Deletes a copy that lost (a race, a stale snapshot); its source stays the volume. */
-  private async discard(copy: EbsVolume, why: string, step: Step): Promise<void> {
+  private async discard(copy: EbsVolume, why: string, step: OperationContext): Promise<void> {
     step.log.warn({ copyId: copy.id, zone: copy.zone, why }, 'removing the copy of an abandoned or lost move');
     await this.aws('DeleteVolume', step, { volumeId: copy.id }, () => this.deps.ec2.send(new DeleteVolumeCommand({ VolumeId: copy.id }))).catch((err: unknown) => {
       if (!isNotFound(err)) throw err;
@@ -272,7 +276,7 @@ export class ZoneMover {
     await this.deps.afterStep?.(step, name);
   }
 
-  private aws<T>(operation: string, step: Step, context: ErrorContext, send: () => Promise<T>): Promise<T> {
+  private aws<T>(operation: string, step: OperationContext, context: ErrorContext, send: () => Promise<T>): Promise<T> {
     return callAws(this.deps.counter, operation, send, { deadline: step.deadline, log: step.log, context, ...(this.deps.retry && { retry: this.deps.retry }) });
   }
 }

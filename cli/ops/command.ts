@@ -1,5 +1,5 @@
-import { createLogger, isLogLevel } from '../../plugin/log.js';
-import { describeError } from '../../plugin/errors.js';
+import { createLogger, isLogLevel } from '../../core/log.js';
+import { describeError } from '../../core/errors.js';
 import { parseArgs, type FlagSpec, type ParsedArgs } from './args.js';
 import { openContext, type OpsContext, type OpsIo } from './context.js';
 import { ExitCode, UsageError, exitCodeOf } from './exit-codes.js';

@@ -2,8 +2,8 @@ import { DescribeRegionsCommand } from '@aws-sdk/client-ec2';
 import { callAws } from '../../aws/call.js';
 import { CallCounter } from '../../aws/call-counter.js';
 import { createAwsClients, type AwsClients } from '../../aws/clients.js';
-import type { ErrorContext } from '../../plugin/errors.js';
-import type { Logger } from '../../plugin/log.js';
+import type { ErrorContext } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
 import type { CommonFlags } from './args.js';
 import { UsageError } from './exit-codes.js';
 

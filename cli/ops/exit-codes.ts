@@ -1,4 +1,4 @@
-import { StowageError } from '../../plugin/errors.js';
+import { StowageError } from '../../core/errors.js';
 
 /** What `stowage` operator commands exit with; scripts branch on these (docs/operations.md). */
 export const ExitCode = {

@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { DeleteSnapshotCommand, DeleteVolumeCommand, DescribeInstancesCommand, DetachVolumeCommand } from '@aws-sdk/client-ec2';
 import { DeleteAccessPointCommand } from '@aws-sdk/client-efs';
-import { isUnfinishedCopy } from '../../drivers/ebs/volume-record.js';
-import { describeError } from '../../plugin/errors.js';
+import { isUnfinishedCopy } from '../../core/schema/ebs-volume.js';
+import { describeError } from '../../core/errors.js';
 import type { ParsedArgs } from './args.js';
 import type { OpsCommand } from './command.js';
 import { inEveryRegion, type OpsContext, type RegionTarget } from './context.js';

@@ -1,3 +1,4 @@
+import { Tags } from '../../core/schema/tags.js';
 import type { OpsCommand } from './command.js';
 import type { OpsContext } from './context.js';
 import type { ParsedArgs } from './args.js';
@@ -24,7 +25,7 @@ export function moveHistory(inv: RegionInventory): HistoryEvent[] {
     })),
     ...inv.snapshots.map((s) => ({
       at: s.startedAt?.toISOString(),
-      what: `snapshot ${s.id} of generation ${s.generation} (${s.volumeId ?? 'unknown volume'}, ${s.tags['stowage:snapshot-reason'] ?? 'no reason tag'}): ${s.state}${s.state === 'pending' ? ` ${s.progress}%` : ''}`,
+      what: `snapshot ${s.id} of generation ${s.generation} (${s.volumeId ?? 'unknown volume'}, ${s.tags[Tags.snapshotReason] ?? 'no reason tag'}): ${s.state}${s.state === 'pending' ? ` ${s.progress}%` : ''}`,
     })),
   ];
   return events.sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''));

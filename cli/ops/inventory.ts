@@ -1,6 +1,7 @@
 import { DescribeSnapshotsCommand, DescribeVolumesCommand, type Snapshot, type Tag } from '@aws-sdk/client-ec2';
 import { DescribeAccessPointsCommand } from '@aws-sdk/client-efs';
-import { Tags, pickCurrent, toEbsVolume, type EbsVolume } from '../../drivers/ebs/volume-record.js';
+import { Tags } from '../../core/schema/tags.js';
+import { pickCurrent, toEbsVolume, type EbsVolume } from '../../core/schema/ebs-volume.js';
 import type { OpsContext, RegionTarget } from './context.js';
 import { allPages } from '../../aws/pages.js';
 

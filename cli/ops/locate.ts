@@ -1,4 +1,4 @@
-import { VolumeNotFoundError } from '../../plugin/errors.js';
+import { VolumeNotFoundError } from '../../core/errors.js';
 import { checkName } from '../../plugin/volume-service.js';
 import { inEveryRegion, type OpsContext } from './context.js';
 import { UsageError } from './exit-codes.js';

@@ -1,6 +1,6 @@
 import type { OpsContext, RegionResult } from './context.js';
 import { ExitCode, type ExitCodeValue } from './exit-codes.js';
-import { describeError } from '../../plugin/errors.js';
+import { describeError } from '../../core/errors.js';
 
 /** Columns padded to their widest cell; empty cells show as `-` so columns stay aligned for awk. */
 export function table(headers: string[], rows: string[][]): string {

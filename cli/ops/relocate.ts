@@ -1,6 +1,6 @@
 import { VolumeWaiter } from '../../aws/volume-waiter.js';
 import { VolumeCatalog } from '../../drivers/ebs/volume-catalog.js';
-import { UnsupportedError, VolumeBusyError } from '../../plugin/errors.js';
+import { UnsupportedError, VolumeBusyError } from '../../core/errors.js';
 import { SnapshotStore } from '../../snapshot/snapshot-store.js';
 import { ZoneMover, describeMove, type MoveProgress } from '../../snapshot/zone-move.js';
 import type { ParsedArgs } from './args.js';

@@ -1,6 +1,6 @@
 import { CreateSnapshotCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
-import { Tags } from '../../drivers/ebs/volume-record.js';
-import { CloudError, UnsupportedError } from '../../plugin/errors.js';
+import { snapshotTags } from '../../core/schema/snapshot-record.js';
+import { CloudError, UnsupportedError } from '../../core/errors.js';
 import type { ParsedArgs } from './args.js';
 import type { OpsCommand } from './command.js';
 import type { OpsContext } from './context.js';
@@ -8,10 +8,6 @@ import { ExitCode } from './exit-codes.js';
 import { locateVolume } from './locate.js';
 import { printJson } from './output.js';
 import { pause, progressLine } from './progress.js';
-
-/** Matches snapshot/'s tags, so retention counts operator snapshots with the plugin's own. */
-const SOURCE_TAG = 'stowage:source-volume';
-const REASON_TAG = 'stowage:snapshot-reason';
 
 const USAGE = `Usage: stowage snapshot NAME [--wait] [--region R ...] [--cluster C] [--endpoint [REGION=]URL ...] [--json]
 
@@ -42,15 +38,7 @@ async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
           TagSpecifications: [
             {
               ResourceType: 'snapshot',
-              Tags: [
-                { Key: Tags.cluster, Value: ctx.cluster },
-                { Key: Tags.volume, Value: name },
-                { Key: Tags.backing, Value: 'relocatable' },
-                { Key: Tags.generation, Value: String(volume.generation) },
-                { Key: SOURCE_TAG, Value: volume.id },
-                { Key: REASON_TAG, Value: 'operator' },
-                { Key: 'Name', Value: `stowage/${ctx.cluster}/${name}` },
-              ],
+              Tags: snapshotTags(ctx.cluster, { name, id: volume.id, generation: volume.generation }, 'operator'),
             },
           ],
         }),

@@ -6,7 +6,7 @@
  * recently, or a name EC2 refused or got stuck on (both kept out for a while).
  */
 
-import { CloudError } from '../../plugin/errors.js';
+import { CloudError } from '../../core/errors.js';
 
 /** `/dev/xvdba` … `/dev/xvdcz`: clear of the root and instance-store names (`xvda`, `xvdb`…`xvdz`). */
 export const DEVICE_NAMES: readonly string[] = ['b', 'c'].flatMap((first) =>

@@ -10,20 +10,13 @@ import {
   type Volume,
   type VolumeType,
 } from '@aws-sdk/client-ec2';
-import type { Driver, OperationContext, VolumeInfo } from '../driver.js';
+import type { Driver, VolumeInfo } from '../driver.js';
+import type { OperationContext } from '../../core/context.js';
 import type { Host, MountEntry } from '../../host/host.js';
-import {
-  CloudError,
-  PendingError,
-  VolumeBusyError,
-  VolumeConflictError,
-  VolumeNotFoundError,
-  type ErrorContext,
-  type StowageError,
-} from '../../plugin/errors.js';
-import type { Logger } from '../../plugin/log.js';
-import type { WorkMetrics } from '../../plugin/metrics.js';
-import { EBS_LIMITS, type VolumeOptions } from '../../plugin/options.js';
+import { CloudError, PendingError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError, type ErrorContext, type StowageError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import type { WorkMetrics } from '../../core/metrics.js';
+import { EBS_LIMITS, type VolumeOptions } from '../../core/volume-options.js';
 import { callAws, type RetryPolicy } from '../../aws/call.js';
 import type { CallCounter } from '../../aws/call-counter.js';
 import { SharedCall } from '../../aws/shared-call.js';
@@ -36,16 +29,9 @@ import { DeviceNameAllocator } from './device-names.js';
 import { deviceAppears, prepareAndMount, waitForDevice } from './prepare-device.js';
 import { Fencing } from './fencing.js';
 import { VolumeCatalog } from './volume-catalog.js';
-import {
-  Tags,
-  clientToken,
-  optionDifferences,
-  optionsOf,
-  toEbsVolume,
-  volumeTagSpecification,
-  volumeTags,
-  type EbsVolume,
-} from './volume-record.js';
+import { Tags } from '../../core/schema/tags.js';
+import { clientToken } from '../../core/schema/client-token.js';
+import { optionDifferences, optionsOf, toEbsVolume, volumeTagSpecification, volumeTags, type EbsVolume } from '../../core/schema/ebs-volume.js';
 
 export interface EbsDriverDeps {
   ec2: EC2Client;

@@ -1,10 +1,9 @@
 import { CreateTagsCommand, DescribeInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import type { Logger } from '../../plugin/log.js';
+import type { Logger } from '../../core/log.js';
 import { callAws } from '../../aws/call.js';
 import type { CallCounter } from '../../aws/call-counter.js';
 import { isNotFound } from '../../aws/errors.js';
-
-export const HEARTBEAT_TAG = 'stowage:heartbeat';
+import { Tags } from '../../core/schema/tags.js';
 
 export interface FencingOptions {
   ec2: EC2Client;
@@ -57,7 +56,7 @@ export class Fencing {
       await callAws(
         counter,
         'CreateTags',
-        () => ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: [{ Key: HEARTBEAT_TAG, Value: value }] })),
+        () => ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: [{ Key: Tags.heartbeat, Value: value }] })),
         { deadline: now() + this.options.heartbeatIntervalMs / 2, log, context: { instance: instanceId } },
       );
     } catch (err) {
@@ -82,7 +81,7 @@ export class Fencing {
     const instance = out.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === holder);
     const state = instance?.State?.Name;
     if (!instance || (state && GONE_STATES.has(state))) return { fenceable: true, reason: `instance ${holder} is ${state ?? 'gone'}` };
-    const beat = instance.Tags?.find((t) => t.Key === HEARTBEAT_TAG)?.Value;
+    const beat = instance.Tags?.find((t) => t.Key === Tags.heartbeat)?.Value;
     if (beat === undefined || !/^[0-9]+$/.test(beat)) {
       // No heartbeat at all: not a Stowage node (or one from before fencing), so nothing tells us it is dead.
       return { fenceable: false, reason: `instance ${holder} is ${state ?? 'in an unknown state'} and keeps no Stowage heartbeat` };

@@ -1,9 +1,9 @@
 import type { Host } from '../../host/host.js';
-import { DataSafetyError, HostError } from '../../plugin/errors.js';
-import type { Logger } from '../../plugin/log.js';
-import { FILESYSTEMS, type Filesystem } from '../../plugin/options.js';
-import { delay } from '../../aws/delay.js';
-import type { EbsVolume } from './volume-record.js';
+import { DataSafetyError, HostError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import { FILESYSTEMS, type Filesystem } from '../../core/volume-options.js';
+import { delay } from '../../core/delay.js';
+import type { EbsVolume } from '../../core/schema/ebs-volume.js';
 
 function isFilesystem(fstype: string | undefined): fstype is Filesystem {
   return (FILESYSTEMS as readonly string[]).includes(fstype ?? '');

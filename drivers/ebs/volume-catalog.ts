@@ -1,10 +1,11 @@
 import { DescribeVolumesCommand, type EC2Client, type Filter } from '@aws-sdk/client-ec2';
-import type { Logger } from '../../plugin/log.js';
+import type { Logger } from '../../core/log.js';
 import { callAws } from '../../aws/call.js';
-import { delay } from '../../aws/delay.js';
+import { delay } from '../../core/delay.js';
 import { SHARE_WINDOW_MS } from '../../aws/shared-call.js';
 import type { CallCounter } from '../../aws/call-counter.js';
-import { Tags, currentOf, toEbsVolume, type EbsVolume } from './volume-record.js';
+import { Tags } from '../../core/schema/tags.js';
+import { currentOf, toEbsVolume, type EbsVolume } from '../../core/schema/ebs-volume.js';
 import { allPages } from '../../aws/pages.js';
 
 export interface VolumeCatalogOptions {

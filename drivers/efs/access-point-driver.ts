@@ -1,8 +1,9 @@
 import { join } from 'node:path';
-import type { Driver, OperationContext, VolumeInfo } from '../driver.js';
-import { PendingError, VolumeNotFoundError } from '../../plugin/errors.js';
-import type { VolumeOptions } from '../../plugin/options.js';
-import { delay } from '../../aws/delay.js';
+import type { Driver, VolumeInfo } from '../driver.js';
+import type { OperationContext } from '../../core/context.js';
+import { PendingError, VolumeNotFoundError } from '../../core/errors.js';
+import type { VolumeOptions } from '../../core/volume-options.js';
+import { delay } from '../../core/delay.js';
 import { EFS_NFS_OPTIONS } from '../shared/mounter.js';
 import { onRemoveStatus, type ShareBackingDeps, type ShareRef } from '../shared/share-driver.js';
 import { VolumeFolders } from '../shared/volume-folders.js';

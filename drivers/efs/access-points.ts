@@ -8,10 +8,11 @@ import {
 import { callAws } from '../../aws/call.js';
 import type { CallCounter } from '../../aws/call-counter.js';
 import { hasCode } from '../../aws/errors.js';
-import { CloudError } from '../../plugin/errors.js';
-import type { Logger } from '../../plugin/log.js';
-import type { VolumeOptions } from '../../plugin/options.js';
-import { Tags, clientToken } from '../ebs/volume-record.js';
+import { CloudError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import type { VolumeOptions } from '../../core/volume-options.js';
+import { Tags } from '../../core/schema/tags.js';
+import { clientToken } from '../../core/schema/client-token.js';
 import { volumePath } from '../shared/volume-folders.js';
 import { allPages } from '../../aws/pages.js';
 

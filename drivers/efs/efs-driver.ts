@@ -1,7 +1,7 @@
 import type { EFSClient } from '@aws-sdk/client-efs';
 import type { CallCounter } from '../../aws/call-counter.js';
 import type { Host } from '../../host/host.js';
-import type { Logger } from '../../plugin/log.js';
+import type { Logger } from '../../core/log.js';
 import type { Driver } from '../driver.js';
 import type { Mounter } from '../shared/mounter.js';
 import { ShareDriver, type SharedDriver } from '../shared/share-driver.js';

@@ -1,5 +1,5 @@
-import { UnsupportedError } from '../../plugin/errors.js';
-import type { PerfMode } from '../../plugin/options.js';
+import { UnsupportedError } from '../../core/errors.js';
+import type { PerfMode } from '../../core/volume-options.js';
 import type { ShareRef } from '../shared/share-driver.js';
 
 /** The cluster's EFS file systems by performance mode (STOWAGE_EFS_ID, STOWAGE_EFS_MAXIO_ID). */

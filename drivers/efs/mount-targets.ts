@@ -1,11 +1,11 @@
 import { DescribeMountTargetsCommand, type EFSClient, type MountTargetDescription } from '@aws-sdk/client-efs';
 import { callAws } from '../../aws/call.js';
 import type { CallCounter } from '../../aws/call-counter.js';
-import { delay } from '../../aws/delay.js';
+import { delay } from '../../core/delay.js';
 import { hasCode } from '../../aws/errors.js';
-import { CloudError, PendingError } from '../../plugin/errors.js';
+import { CloudError, PendingError } from '../../core/errors.js';
 import { EFS_NFS_OPTIONS, type ShareSource } from '../shared/mounter.js';
-import type { OperationContext } from '../driver.js';
+import type { OperationContext } from '../../core/context.js';
 
 export interface MountTargetsDeps {
   efs: EFSClient;

@@ -1,5 +1,5 @@
 import type { Host, NfsMountType } from '../../host/host.js';
-import type { Logger } from '../../plugin/log.js';
+import type { Logger } from '../../core/log.js';
 
 /** AWS's recommended client options for EFS (NFS 4.1, 1 MiB transfers, hard mounts, new port on reconnect). */
 export const EFS_NFS_OPTIONS: readonly string[] = ['nfsvers=4.1', 'rsize=1048576', 'wsize=1048576', 'hard', 'timeo=600', 'retrans=2', 'noresvport'];

@@ -1,9 +1,10 @@
 import { join } from 'node:path';
-import type { Driver, OperationContext, VolumeInfo } from '../driver.js';
+import type { Driver, VolumeInfo } from '../driver.js';
+import type { OperationContext } from '../../core/context.js';
 import type { Host } from '../../host/host.js';
-import { VolumeNotFoundError } from '../../plugin/errors.js';
-import type { Logger } from '../../plugin/log.js';
-import type { Backing, VolumeOptions } from '../../plugin/options.js';
+import { VolumeNotFoundError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import type { Backing, VolumeOptions } from '../../core/volume-options.js';
 import type { Mounter, ShareSource } from './mounter.js';
 import type { ShareRoots } from './share-roots.js';
 import { VolumeFolders, removedPath, volumePath, type FolderVolume } from './volume-folders.js';

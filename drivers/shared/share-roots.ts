@@ -1,7 +1,7 @@
 import { rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Host } from '../../host/host.js';
-import type { Logger } from '../../plugin/log.js';
+import type { Logger } from '../../core/log.js';
 import type { Mounter, ShareSource } from './mounter.js';
 import { unmountShare } from './volume-mounts.js';
 

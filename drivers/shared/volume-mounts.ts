@@ -1,6 +1,6 @@
 import { rmdir } from 'node:fs/promises';
 import type { Host } from '../../host/host.js';
-import type { Logger } from '../../plugin/log.js';
+import type { Logger } from '../../core/log.js';
 
 /** How long a plain umount of a share may take before it is detached lazily. */
 const UNMOUNT_TIMEOUT_MS = 20_000;

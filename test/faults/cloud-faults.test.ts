@@ -8,7 +8,7 @@
 import { StartInstancesCommand, StopInstancesCommand, DescribeInstancesCommand } from '@aws-sdk/client-ec2';
 import type { FaultSpec } from '../../localcloud/index.js';
 import { Caller, OPTIONS, ZONE_A, ZONE_B, FENCE_AFTER_MS, readData, startFaultBed, until, writeData, type FaultBed, type FaultNode } from './fault-bed.js';
-import { delay } from '../../aws/delay.js';
+import { delay } from '../../core/delay.js';
 
 const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
 const NOTHING_LEFT = { volumes: [], snapshots: [], attachments: [], loopDevices: [], mounts: [] };

@@ -20,16 +20,17 @@ import {
 } from '@aws-sdk/client-ec2';
 import { CallCounter } from '../../aws/call-counter.js';
 import { createAwsClients } from '../../aws/clients.js';
-import { delay } from '../../aws/delay.js';
-import type { OperationContext } from '../../drivers/driver.js';
+import { delay } from '../../core/delay.js';
+import type { OperationContext } from '../../core/context.js';
 import { createEbsDriver, type EbsDriver } from '../../drivers/ebs/ebs-driver.js';
 import type { Host } from '../../host/host.js';
 import { createLinuxHost } from '../../host/linux-host.js';
 import { readMountinfo } from '../../host/mountinfo.js';
 import { startLocalcloud, type FaultSpec, type Localcloud } from '../../localcloud/index.js';
-import { StowageError } from '../../plugin/errors.js';
-import { silentLogger } from '../../plugin/log.js';
-import { parseOptions, type VolumeOptions } from '../../plugin/options.js';
+import { StowageError } from '../../core/errors.js';
+import { silentLogger } from '../../core/log.js';
+import { parseOptions } from '../../plugin/options/parse.js';
+import { type VolumeOptions } from '../../core/volume-options.js';
 import { isUnder } from '../fuzz/protocol-check.js';
 import { loopsUnder } from '../integration/localcloud/helpers.js';
 

@@ -5,7 +5,7 @@
  * ends with the orphan census.
  */
 import path from 'node:path';
-import { delay } from '../../aws/delay.js';
+import { delay } from '../../core/delay.js';
 import { startPluginProcess, type PluginProcess } from '../helpers/plugin-process.js';
 import { post } from '../unit/plugin/socket-client.js';
 import { CLUSTER, ZONE_A, readData, startFaultBed, until, writeData, type FaultBed } from './fault-bed.js';

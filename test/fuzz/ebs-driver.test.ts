@@ -9,7 +9,7 @@ import { createAwsClients } from '../../aws/clients.js';
 import { createEbsDriver } from '../../drivers/ebs/ebs-driver.js';
 import { createLinuxHost } from '../../host/linux-host.js';
 import { readMountinfo } from '../../host/mountinfo.js';
-import { silentLogger } from '../../plugin/log.js';
+import { silentLogger } from '../../core/log.js';
 import fc from 'fast-check';
 import { post } from '../unit/plugin/socket-client.js';
 import { loopsUnder, runInstance, startTestCloud, type TestCloud } from '../integration/localcloud/helpers.js';

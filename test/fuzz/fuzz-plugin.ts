@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Driver } from '../../drivers/driver.js';
 import { loadConfig } from '../../plugin/config.js';
-import { silentLogger } from '../../plugin/log.js';
+import { silentLogger } from '../../core/log.js';
 import { startPlugin, type RunningPlugin } from '../../plugin/main.js';
 import { removeTree } from '../helpers/owned-dir.js';
 import { isUnder, treeOf } from './protocol-check.js';

@@ -4,7 +4,7 @@
  * are not JSON at all (truncated, huge, deeply nested, invalid UTF-8).
  */
 import fc from 'fast-check';
-import { OPTION_KEYS } from '../../plugin/options.js';
+import { OPTION_KEYS } from '../../core/volume-options.js';
 
 export const ENDPOINTS = [
   '/Plugin.Activate', '/VolumeDriver.Capabilities', '/VolumeDriver.Create', '/VolumeDriver.Remove', '/VolumeDriver.Mount',

@@ -11,15 +11,15 @@ import {
 } from '@aws-sdk/client-ec2';
 import { CallCounter } from '../../../aws/call-counter.js';
 import { createAwsClients } from '../../../aws/clients.js';
-import { delay } from '../../../aws/delay.js';
+import { delay } from '../../../core/delay.js';
 import { resolveNodeIdentity } from '../../../aws/identity.js';
 import { createEbsDriver, type EbsDriver } from '../../../drivers/ebs/ebs-driver.js';
 import type { Host } from '../../../host/host.js';
 import { createLinuxHost } from '../../../host/linux-host.js';
 import { startLocalcloud, type Localcloud } from '../../../localcloud/index.js';
-import { PendingError, VolumeBusyError } from '../../../plugin/errors.js';
-import { silentLogger } from '../../../plugin/log.js';
-import type { VolumeOptions } from '../../../plugin/options.js';
+import { PendingError, VolumeBusyError } from '../../../core/errors.js';
+import { silentLogger } from '../../../core/log.js';
+import type { VolumeOptions } from '../../../core/volume-options.js';
 import { loopsUnder } from '../localcloud/helpers.js';
 
 // Loop devices, mkfs and mount need root; elsewhere these tests are skipped, not failed.

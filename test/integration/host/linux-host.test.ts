@@ -3,8 +3,8 @@ import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, realpath, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DataSafetyError, HostError } from '../../../plugin/errors.js';
-import type { Filesystem } from '../../../plugin/options.js';
+import { DataSafetyError, HostError } from '../../../core/errors.js';
+import type { Filesystem } from '../../../core/volume-options.js';
 import { runCommand } from '../../../host/exec.js';
 import { createLinuxHost } from '../../../host/linux-host.js';
 

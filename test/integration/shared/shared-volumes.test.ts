@@ -12,8 +12,8 @@ import type { SharedDriver } from '../../../drivers/shared/share-driver.js';
 import { createLinuxHost } from '../../../host/linux-host.js';
 import { readMountinfo } from '../../../host/mountinfo.js';
 import { Paths } from '../../../localcloud/paths.js';
-import { silentLogger } from '../../../plugin/log.js';
-import type { VolumeOptions } from '../../../plugin/options.js';
+import { silentLogger } from '../../../core/log.js';
+import type { VolumeOptions } from '../../../core/volume-options.js';
 import { runInstance, startTestCloud, type TestCloud } from '../localcloud/helpers.js';
 
 const SHARED: VolumeOptions = {

@@ -5,14 +5,14 @@ import path from 'node:path';
 import { DescribeSnapshotsCommand, DescribeVolumesCommand, RunInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { CallCounter } from '../../../aws/call-counter.js';
 import { createAwsClients } from '../../../aws/clients.js';
-import { delay } from '../../../aws/delay.js';
+import { delay } from '../../../core/delay.js';
 import { createEbsDriver, type EbsDriver, type EbsDriverDeps } from '../../../drivers/ebs/ebs-driver.js';
 import type { Host } from '../../../host/host.js';
 import { createLinuxHost } from '../../../host/linux-host.js';
 import { startLocalcloud, type Localcloud } from '../../../localcloud/index.js';
-import { PendingError } from '../../../plugin/errors.js';
-import { silentLogger } from '../../../plugin/log.js';
-import type { VolumeOptions } from '../../../plugin/options.js';
+import { PendingError } from '../../../core/errors.js';
+import { silentLogger } from '../../../core/log.js';
+import type { VolumeOptions } from '../../../core/volume-options.js';
 import type { MoveStep } from '../../../snapshot/zone-move.js';
 import { loopsUnder } from '../localcloud/helpers.js';
 

@@ -6,12 +6,12 @@ import path from 'node:path';
 import { DescribeVolumesCommand, RunInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
 import { CallCounter } from '../../../aws/call-counter.js';
 import { createAwsClients } from '../../../aws/clients.js';
-import { delay } from '../../../aws/delay.js';
+import { delay } from '../../../core/delay.js';
 import { createEbsDriver } from '../../../drivers/ebs/ebs-driver.js';
 import { createLinuxHost } from '../../../host/linux-host.js';
 import { startLocalcloud, type Localcloud } from '../../../localcloud/index.js';
-import { silentLogger } from '../../../plugin/log.js';
-import type { VolumeOptions } from '../../../plugin/options.js';
+import { silentLogger } from '../../../core/log.js';
+import type { VolumeOptions } from '../../../core/volume-options.js';
 import { startPluginProcess, type PluginProcess } from '../../helpers/plugin-process.js';
 import { loopsUnder } from '../localcloud/helpers.js';
 

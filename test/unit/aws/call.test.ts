@@ -4,8 +4,8 @@ import { callAws } from '../../../aws/call.js';
 import { CallCounter } from '../../../aws/call-counter.js';
 import { createAwsClients } from '../../../aws/clients.js';
 import { hasCode, isNotFound, toCloudError } from '../../../aws/errors.js';
-import { CloudError } from '../../../plugin/errors.js';
-import { silentLogger } from '../../../plugin/log.js';
+import { CloudError } from '../../../core/errors.js';
+import { silentLogger } from '../../../core/log.js';
 import { ec2Error } from './ec2-error.js';
 
 const FAST = { minDelayMs: 5, maxDelayMs: 20, factor: 2 };

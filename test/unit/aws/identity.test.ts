@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { regionOfZone, resolveNodeIdentity } from '../../../aws/identity.js';
-import { ConfigError } from '../../../plugin/errors.js';
+import { ConfigError } from '../../../core/errors.js';
 
 describe('node identity', () => {
   test('STOWAGE_INSTANCE_ID + STOWAGE_AZ win over IMDS; the region follows the zone', async () => {

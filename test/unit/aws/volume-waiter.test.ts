@@ -2,7 +2,7 @@ import { DescribeVolumesCommand, EC2Client, type Filter, type Volume } from '@aw
 import { mockClient } from 'aws-sdk-client-mock';
 import { CallCounter } from '../../../aws/call-counter.js';
 import { VolumeWaiter, WaitTimeoutError } from '../../../aws/volume-waiter.js';
-import { silentLogger } from '../../../plugin/log.js';
+import { silentLogger } from '../../../core/log.js';
 
 const ec2Mock = mockClient(EC2Client);
 const ec2 = new EC2Client({ region: 'us-east-1', credentials: { accessKeyId: 'a', secretAccessKey: 'b' } });

@@ -1,5 +1,5 @@
 import { DEVICE_NAMES, DeviceNameAllocator, deviceSlot } from '../../../drivers/ebs/device-names.js';
-import { CloudError } from '../../../plugin/errors.js';
+import { CloudError } from '../../../core/errors.js';
 
 describe('device names', () => {
   let clock = 0;

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream';
 import { CallCounter } from '../../../aws/call-counter.js';
 import { createEbsDriver, type EbsDriver, type EbsDriverDeps } from '../../../drivers/ebs/ebs-driver.js';
-import { createLogger, type Logger } from '../../../plugin/log.js';
+import { createLogger, type Logger } from '../../../core/log.js';
 import { FakeEc2 } from './fake-ec2.js';
 import { FakeHost } from './fake-host.js';
 

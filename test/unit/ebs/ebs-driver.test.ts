@@ -1,17 +1,9 @@
 import { AttachVolumeCommand, DescribeVolumesCommand } from '@aws-sdk/client-ec2';
 import type { CallCounter } from '../../../aws/call-counter.js';
 import type { EbsDriver } from '../../../drivers/ebs/ebs-driver.js';
-import {
-  CloudError,
-  DataSafetyError,
-  HostError,
-  PendingError,
-  VolumeBusyError,
-  VolumeConflictError,
-  VolumeNotFoundError,
-} from '../../../plugin/errors.js';
-import type { Logger } from '../../../plugin/log.js';
-import type { VolumeOptions } from '../../../plugin/options.js';
+import { CloudError, DataSafetyError, HostError, PendingError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../../../core/errors.js';
+import type { Logger } from '../../../core/log.js';
+import type { VolumeOptions } from '../../../core/volume-options.js';
 import { ec2Error } from '../aws/ec2-error.js';
 import { driverWorld, ME, OTHER, type DriverWorld } from './driver-world.js';
 import { FakeEc2 } from './fake-ec2.js';

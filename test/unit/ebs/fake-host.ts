@@ -1,6 +1,6 @@
 import type { DeviceProbe, Host, MountEntry } from '../../../host/host.js';
-import { HostError } from '../../../plugin/errors.js';
-import type { Filesystem } from '../../../plugin/options.js';
+import { HostError } from '../../../core/errors.js';
+import type { Filesystem } from '../../../core/volume-options.js';
 
 /** A Host whose devices are a map from volume id to device path; records every call. */
 export class FakeHost implements Host {

@@ -17,9 +17,9 @@ import { CallCounter } from '../../../aws/call-counter.js';
 import { createEfsDriver, type EfsDriverDeps } from '../../../drivers/efs/efs-driver.js';
 import { createNfsMounter } from '../../../drivers/shared/mounter.js';
 import type { SharedDriver } from '../../../drivers/shared/share-driver.js';
-import { CloudError, PendingError, UnsupportedError, VolumeNotFoundError } from '../../../plugin/errors.js';
-import { createLogger, type Logger } from '../../../plugin/log.js';
-import type { VolumeOptions } from '../../../plugin/options.js';
+import { CloudError, PendingError, UnsupportedError, VolumeNotFoundError } from '../../../core/errors.js';
+import { createLogger, type Logger } from '../../../core/log.js';
+import type { VolumeOptions } from '../../../core/volume-options.js';
 import { RecordingHost } from './recording-host.js';
 
 const FS = 'fs-0123456789abcdef0';

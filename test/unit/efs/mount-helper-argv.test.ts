@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { ExecRunner } from '../../../host/exec.js';
 import { createLinuxHost } from '../../../host/linux-host.js';
 import { createNfsMounter, EFS_NFS_OPTIONS } from '../../../drivers/shared/mounter.js';
-import { silentLogger } from '../../../plugin/log.js';
+import { silentLogger } from '../../../core/log.js';
 
 /** The exact commands the AWS mounter runs, through the real host layer with a recording exec. */
 describe('NFS and EFS mount helper argv', () => {

@@ -1,4 +1,4 @@
-import { HostError } from '../../../plugin/errors.js';
+import { HostError } from '../../../core/errors.js';
 import { CommandError, runCommand } from '../../../host/exec.js';
 
 describe('runCommand', () => {

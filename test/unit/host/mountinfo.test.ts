@@ -1,7 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { HostError } from '../../../plugin/errors.js';
+import { HostError } from '../../../core/errors.js';
 import { parseMountinfo, readMountinfo, unescapeMountField } from '../../../host/mountinfo.js';
 
 const SAMPLE = [

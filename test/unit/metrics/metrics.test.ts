@@ -1,6 +1,6 @@
 import { CallCounter } from '../../../aws/call-counter.js';
 import type { Driver } from '../../../drivers/driver.js';
-import { silentLogger } from '../../../plugin/log.js';
+import { silentLogger } from '../../../core/log.js';
 import { Metrics } from '../../../plugin/metrics.js';
 
 function fakeDriver(backing: 'relocatable' | 'shared', has: string[]): Driver {

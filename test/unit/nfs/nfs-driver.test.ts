@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNfsDriver } from '../../../drivers/nfs/nfs-driver.js';
 import { createNfsMounter } from '../../../drivers/shared/mounter.js';
-import { VolumeNotFoundError } from '../../../plugin/errors.js';
-import { silentLogger } from '../../../plugin/log.js';
-import type { VolumeOptions } from '../../../plugin/options.js';
+import { VolumeNotFoundError } from '../../../core/errors.js';
+import { silentLogger } from '../../../core/log.js';
+import type { VolumeOptions } from '../../../core/volume-options.js';
 import { RecordingHost } from '../efs/recording-host.js';
 
 const NFS: VolumeOptions = {

@@ -1,5 +1,5 @@
 import { loadConfig } from '../../../plugin/config.js';
-import { ConfigError } from '../../../plugin/errors.js';
+import { ConfigError } from '../../../core/errors.js';
 
 describe('loadConfig', () => {
   test('defaults', () => {

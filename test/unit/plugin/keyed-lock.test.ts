@@ -1,5 +1,5 @@
 import { KeyedLock } from '../../../plugin/keyed-lock.js';
-import { PendingError } from '../../../plugin/errors.js';
+import { PendingError } from '../../../core/errors.js';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;

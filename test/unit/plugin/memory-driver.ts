@@ -1,5 +1,6 @@
-import type { Driver, OperationContext, VolumeInfo } from '../../../drivers/driver.js';
-import type { Backing, VolumeOptions } from '../../../plugin/options.js';
+import type { Driver, VolumeInfo } from '../../../drivers/driver.js';
+import type { OperationContext } from '../../../core/context.js';
+import type { Backing, VolumeOptions } from '../../../core/volume-options.js';
 
 /** A driver that keeps volumes in memory and counts calls, for testing what sits above drivers. */
 export class MemoryDriver implements Driver {

@@ -1,5 +1,6 @@
-import { conflictingKeys, parseOptions } from '../../../plugin/options.js';
-import { InvalidOptionError } from '../../../plugin/errors.js';
+import { conflictingKeys } from '../../../plugin/options/conflict.js';
+import { parseOptions } from '../../../plugin/options/parse.js';
+import { InvalidOptionError } from '../../../core/errors.js';
 
 function refused(opts: Record<string, unknown>, backing: 'relocatable' | 'shared' = 'relocatable'): InvalidOptionError {
   try {

@@ -2,7 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { RefcountStore } from '../../../plugin/refcounts.js';
-import { silentLogger } from '../../../plugin/log.js';
+import { silentLogger } from '../../../core/log.js';
 
 describe('RefcountStore', () => {
   let dir: string;

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startPlugin, type RunningPlugin } from '../../../plugin/main.js';
 import { loadConfig } from '../../../plugin/config.js';
-import { silentLogger } from '../../../plugin/log.js';
+import { silentLogger } from '../../../core/log.js';
 import { MemoryDriver } from './memory-driver.js';
 import { post } from './socket-client.js';
 

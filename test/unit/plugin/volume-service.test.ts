@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { VolumeService } from '../../../plugin/volume-service.js';
 import { RefcountStore } from '../../../plugin/refcounts.js';
-import { silentLogger } from '../../../plugin/log.js';
-import { HostError, PendingError, InvalidNameError, InvalidOptionError, UnsupportedError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../../../plugin/errors.js';
+import { silentLogger } from '../../../core/log.js';
+import { HostError, PendingError, InvalidNameError, InvalidOptionError, UnsupportedError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../../../core/errors.js';
 import { MemoryDriver } from './memory-driver.js';
 
 describe('VolumeService', () => {

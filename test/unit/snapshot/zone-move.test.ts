@@ -1,8 +1,8 @@
 import type { CallCounter } from '../../../aws/call-counter.js';
-import { clientToken } from '../../../drivers/ebs/volume-record.js';
+import { clientToken } from '../../../core/schema/client-token.js';
 import { loadConfig } from '../../../plugin/config.js';
-import { ConfigError, PendingError, VolumeBusyError } from '../../../plugin/errors.js';
-import type { Logger } from '../../../plugin/log.js';
+import { ConfigError, PendingError, VolumeBusyError } from '../../../core/errors.js';
+import type { Logger } from '../../../core/log.js';
 import { SnapshotStore } from '../../../snapshot/snapshot-store.js';
 import { describeMove } from '../../../snapshot/zone-move.js';
 import { driverWorld, OTHER, type DriverWorld } from '../ebs/driver-world.js';

@@ -1,28 +1,6 @@
-import { createHash } from 'node:crypto';
 import type { Tag, TagSpecification, Volume } from '@aws-sdk/client-ec2';
-import { EBS_LIMITS, EBS_TYPES, FILESYSTEMS, type EbsType, type Filesystem, type VolumeOptions } from '../../plugin/options.js';
-
-/** DESIGN.md "Tags": the cluster's source of truth. */
-export const Tags = {
-  cluster: 'stowage:cluster',
-  volume: 'stowage:volume',
-  backing: 'stowage:backing',
-  generation: 'stowage:generation',
-  fs: 'stowage:fs',
-  mountopts: 'stowage:mountopts',
-  /** As the user gave them: EC2 reports a KMS key as an ARN, and a restored volume's SnapshotId is not an option. */
-  kmskeyid: 'stowage:kmskeyid',
-  snapshot: 'stowage:snapshot',
-  /**
-   * On a volume: a snapshot that holds exactly its current data (taken after a clean detach, or the
-   * one it was restored from). Removed before every attach, so a cross-zone move may trust it.
-   */
-  snapshotCurrent: 'stowage:snapshot-current',
-  /** On a volume: never attached, so never formatted; a cross-zone move re-creates it without a snapshot. */
-  blank: 'stowage:blank',
-  /** On a volume made by a cross-zone move: the volume it copies; while that one exists, the move is unfinished. */
-  movedFrom: 'stowage:moved-from',
-} as const;
+import { EBS_LIMITS, EBS_TYPES, FILESYSTEMS, type EbsType, type Filesystem, type VolumeOptions } from '../volume-options.js';
+import { Tags, nameTag } from './tags.js';
 
 /** The attachment that matters: EBS volumes of our kind have at most one. */
 export interface EbsAttachment {
@@ -160,20 +138,10 @@ export function volumeTags(cluster: string, name: string, generation: number, op
     { Key: Tags.mountopts, Value: options.mountopts.join(',') },
     ...(options.kmskeyid !== undefined ? [{ Key: Tags.kmskeyid, Value: options.kmskeyid }] : []),
     ...(options.snapshot !== undefined ? [{ Key: Tags.snapshot, Value: options.snapshot }] : []),
-    { Key: 'Name', Value: `stowage/${cluster}/${name}` },
+    nameTag(cluster, name),
   ];
 }
 
 export function volumeTagSpecification(tags: Tag[]): TagSpecification[] {
   return [{ ResourceType: 'volume', Tags: tags }];
-}
-
-/**
- * Deterministic, so a retried or concurrent Create of one volume cannot make two (≤ 64 chars: hex
- * sha256). `reuse` > 0 after a previous volume of this name was deleted: EC2 would hand back the
- * deleted volume for the old token.
- */
-export function clientToken(cluster: string, name: string, generation: number, reuse = 0): string {
-  const parts = [cluster, name, String(generation), ...(reuse > 0 ? [String(reuse)] : [])];
-  return createHash('sha256').update(parts.join('/')).digest('hex');
 }

@@ -1,0 +1,68 @@
+/**
+ * Every tag key Stowage writes or reads on AWS resources: the cluster's source of truth (DESIGN.md
+ * "Tags"), the one contract that must not drift between nodes and versions. No other source file
+ * spells a `stowage:` key. One line per key: on what, who writes it and when, who reads it.
+ */
+export const Tags = {
+  // ---- on volumes, snapshots, access points and (embedded) file systems ----------------------
+  /** All resources. Written at create (driver, mover, snapshot store, CLI); read by every lookup. Never changed. */
+  cluster: 'stowage:cluster',
+  /** All resources. Written at create; read by every lookup by name. Never changed. */
+  volume: 'stowage:volume',
+  /** Volumes, snapshots, access points. Written at create; read by the catalogs to pick the driver. */
+  backing: 'stowage:backing',
+  /** Volumes and snapshots. Written at create (1, or source + 1 by a move); read by pickCurrent and retention. */
+  generation: 'stowage:generation',
+
+  // ---- on relocatable volumes ----------------------------------------------------------------
+  /** Written at create (driver, mover copies it); read before mkfs and mount. */
+  fs: 'stowage:fs',
+  /** Written at create (driver, mover copies it); read at mount, through the options' allow-list. */
+  mountopts: 'stowage:mountopts',
+  /** Written at create, as the user gave it (EC2 reports an ARN); read to compare a repeated Create. */
+  kmskeyid: 'stowage:kmskeyid',
+  /** Written at create from `--opt snapshot`; read to compare a repeated Create. */
+  snapshot: 'stowage:snapshot',
+  /**
+   * A snapshot that holds exactly the volume's current data. Written after create by the snapshot
+   * store (after a clean detach) and at create by the mover (the copy's source snapshot); deleted by
+   * the driver before every attach; read by the mover to skip a snapshot.
+   */
+  snapshotCurrent: 'stowage:snapshot-current',
+  /** Never attached, so never formatted. Written at create; deleted before the first attach; read by the mover. */
+  blank: 'stowage:blank',
+  /** A copy made by a cross-zone move: its source. Written at create by the mover; read by pickCurrent and gc. */
+  movedFrom: 'stowage:moved-from',
+
+  // ---- on snapshots --------------------------------------------------------------------------
+  /** The volume id whose data it holds. Written at create (snapshot store, CLI); read by the mover. */
+  sourceVolume: 'stowage:source-volume',
+  /** Why it was taken (SnapshotReason). Written at create; read by retention, Remove and gc. */
+  snapshotReason: 'stowage:snapshot-reason',
+
+  // ---- on instances --------------------------------------------------------------------------
+  /** Epoch seconds. Written by each node on its own instance every heartbeat; read by fencing. */
+  heartbeat: 'stowage:heartbeat',
+  /** localcloud only: the instance `npm start` made for this machine. Written and read by the CLI. */
+  embeddedNode: 'stowage:embedded-node',
+} as const;
+
+export type TagKey = (typeof Tags)[keyof typeof Tags];
+
+/** Keys written on a resource after it was created (CreateTags); the IAM policy allows only these. */
+export const TAGS_WRITTEN_AFTER_CREATE: readonly TagKey[] = [Tags.snapshotCurrent, Tags.heartbeat];
+
+/** Keys Stowage deletes (DeleteTags); the IAM policy allows only these. */
+export const TAGS_DELETED: readonly TagKey[] = [Tags.snapshotCurrent, Tags.blank];
+
+/**
+ * Why a snapshot was taken. `unmount` and `move` are the plugin's means of moving a volume, which
+ * move retention prunes; `operator` ones (`stowage snapshot`) are backups that only a person deletes.
+ */
+export type SnapshotReason = 'unmount' | 'move' | 'operator';
+export const MOVE_REASONS: readonly SnapshotReason[] = ['unmount', 'move'];
+
+/** The AWS console's `Name` tag Stowage gives what it creates (not part of the schema's contract). */
+export function nameTag(cluster: string, name: string): { Key: string; Value: string } {
+  return { Key: 'Name', Value: `stowage/${cluster}/${name}` };
+}

@@ -1,0 +1,54 @@
+import { InvalidOptionError } from '../../core/errors.js';
+import { bool, kmsKeyId, mountOptions, oneOf, snapshotId, wholeNumber } from '../../core/option-rules.js';
+import { EBS_LIMITS, EBS_TYPES, FILESYSTEMS, type VolumeOptions } from '../../core/volume-options.js';
+import type { GivenValues } from './given-values.js';
+
+export type RelocatableOptions = Pick<VolumeOptions, 'size' | 'ebstype' | 'iops' | 'throughput' | 'encrypted' | 'kmskeyid' | 'snapshot' | 'fs' | 'mountopts'>;
+
+/** `backing=relocatable`: size, type, IOPS and throughput within the type's published limits. */
+export function parseRelocatable(values: GivenValues): RelocatableOptions {
+  const ebstype = values.has('ebstype') ? oneOf('ebstype', values.get('ebstype')!, EBS_TYPES) : 'gp3';
+  const limits = EBS_LIMITS[ebstype];
+  const size = values.has('size')
+    ? wholeNumber('size', values.get('size')!, limits.minSize, limits.maxSize, `GiB for ebstype=${ebstype}`)
+    : 10;
+  if (size < limits.minSize || size > limits.maxSize) {
+    throw new InvalidOptionError('size', String(size), `ebstype=${ebstype} needs a size from ${limits.minSize} to ${limits.maxSize} GiB; give --opt size`);
+  }
+
+  let iops: number | undefined;
+  let throughput: number | undefined;
+  if (limits.iops) {
+    const ceiling = Math.min(limits.iops.max, limits.iops.perGiB * size);
+    iops = values.has('iops')
+      ? wholeNumber('iops', values.get('iops')!, limits.iops.min, ceiling, `for ebstype=${ebstype} at size=${size} (at most ${limits.iops.perGiB} per GiB)`)
+      : Math.max(limits.iops.min, Math.min(limits.iops.baseline, ceiling));
+  } else if (values.has('iops')) {
+    throw new InvalidOptionError('iops', values.get('iops')!, `ebstype=${ebstype} has no settable IOPS (settable for gp3, io1, io2)`);
+  }
+  if (limits.throughput) {
+    const ceiling = Math.min(limits.throughput.max, Math.floor(limits.throughput.perIops * (iops ?? 0)));
+    throughput = values.has('throughput')
+      ? wholeNumber('throughput', values.get('throughput')!, limits.throughput.min, ceiling, `MiB/s for ebstype=${ebstype} at iops=${iops} (at most ${limits.throughput.perIops} per IOPS)`)
+      : limits.throughput.baseline;
+  } else if (values.has('throughput')) {
+    throw new InvalidOptionError('throughput', values.get('throughput')!, `ebstype=${ebstype} has no settable throughput (settable for gp3)`);
+  }
+
+  const encrypted = values.has('encrypted') ? bool('encrypted', values.get('encrypted')!) : true;
+  let kmskeyid: string | undefined;
+  if (values.has('kmskeyid')) {
+    kmskeyid = kmsKeyId('kmskeyid', values.get('kmskeyid')!);
+    if (!encrypted) throw new InvalidOptionError('kmskeyid', kmskeyid, 'needs encrypted=true');
+  }
+  const snapshot = values.has('snapshot') ? snapshotId('snapshot', values.get('snapshot')!) : undefined;
+  const fs = values.has('fs') ? oneOf('fs', values.get('fs')!, FILESYSTEMS) : 'ext4';
+  const mountopts = mountOptions('mountopts', values.get('mountopts') ?? '', fs);
+  return {
+    size, ebstype, encrypted, fs, mountopts,
+    ...(iops !== undefined && { iops }),
+    ...(throughput !== undefined && { throughput }),
+    ...(kmskeyid !== undefined && { kmskeyid }),
+    ...(snapshot !== undefined && { snapshot }),
+  };
+}
