@@ -6,7 +6,6 @@ import {
   DescribeSnapshotsCommand,
   DescribeVolumesCommand,
   type EC2Client,
-  type Snapshot,
 } from '@aws-sdk/client-ec2';
 import { callAws, type RetryPolicy } from '../aws/call.js';
 import type { CallCounter } from '../aws/call-counter.js';

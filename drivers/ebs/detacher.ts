@@ -1,0 +1,103 @@
+import { DetachVolumeCommand } from '@aws-sdk/client-ec2';
+import { Ec2Code, hasCode } from '../../aws/errors.js';
+import { WaitTimeoutError } from '../../aws/volume-waiter.js';
+import type { OperationContext } from '../../core/context.js';
+import { PendingError, VolumeBusyError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import type { EbsVolume } from '../../core/schema/ebs-volume.js';
+import type { Host } from '../../host/host.js';
+import type { SnapshotStore } from '../../snapshot/snapshot-store.js';
+import type { DeviceNameAllocator } from './device-names.js';
+import { attachmentOn, type EbsCalls } from './ebs-calls.js';
+import type { VolumeCatalog } from './volume-catalog.js';
+
+/** Background work started by an Unmount keeps going this long before it gives up. */
+const BACKGROUND_LIMIT_MS = 10 * 60_000;
+
+export interface DetacherDeps {
+  calls: EbsCalls;
+  host: Host;
+  catalog: VolumeCatalog;
+  names: DeviceNameAllocator;
+  snapshots: SnapshotStore;
+  me: string;
+  /** STOWAGE_SNAPSHOT_ON_UNMOUNT: snapshot after a clean unmount, so a later cross-zone move skips the snapshot wait. */
+  snapshotOnUnmount: boolean;
+  /** STOWAGE_SNAPSHOT_RETAIN: snapshots kept per volume. */
+  snapshotRetain: number;
+}
+
+/** Unmount (invariant 4): sync + umount, then detach; never detach while anything is mounted. */
+export class Detacher {
+  constructor(private readonly deps: DetacherDeps) {}
+
+  async unmount(name: string, mountpoint: string, ctx: OperationContext): Promise<void> {
+    const { calls, catalog, me } = this.deps;
+    const log = ctx.log;
+    const host = this.deps.host.withLog(log);
+    // A busy umount throws (naming what holds it) before anything is detached.
+    if (await host.mountAt(mountpoint)) await host.unmount(mountpoint);
+    try {
+      const volume = await catalog.lookup(name, ctx.deadline, log);
+      const mine = volume?.attachment?.instanceId === me ? volume.attachment : undefined;
+      if (!volume || !mine) {
+        log.info({ volumeId: volume?.id }, 'unmounted; volume not attached here, nothing to detach');
+        return;
+      }
+      const context = { volumeId: volume.id, instance: me, device: mine.device };
+      if (mine.state !== 'detaching') {
+        await this.refuseIfMounted(volume, mine.device);
+        await calls.aws('DetachVolume', ctx, context, () => calls.ec2.send(new DetachVolumeCommand({ VolumeId: volume.id, InstanceId: me }))).catch(
+          (err: unknown) => {
+            // A retry of a DetachVolume that went through finds it detaching or detached.
+            if (!hasCode(err, Ec2Code.IncorrectState, Ec2Code.AttachmentNotFound)) throw err;
+          },
+        );
+        if (mine.device) this.deps.names.freed(mine.device);
+      }
+      try {
+        await calls.waiter.waitFor(volume.id, (v) => !attachmentOn(v, me), { deadline: ctx.deadline, what: `${volume.id} detached from ${me}`, log });
+      } catch (err) {
+        if (!(err instanceof WaitTimeoutError)) throw err;
+        throw new PendingError(`unmounted, but EC2 is still detaching ${volume.id} from ${me}; it goes on`, context);
+      }
+      log.info(context, 'volume unmounted and detached');
+      if (this.deps.snapshotOnUnmount) void this.snapshotAfterUnmount(volume, log);
+    } finally {
+      catalog.invalidate();
+    }
+  }
+
+  /**
+   * Invariant 6: a clean unmount and detach leave the volume's data still, so an incremental snapshot
+   * taken now holds it; a later cross-zone Mount restores from it without waiting for a snapshot. In
+   * the background: the Unmount has answered. A failure costs only that head start.
+   */
+  private async snapshotAfterUnmount(volume: EbsVolume, log: Logger): Promise<void> {
+    const { snapshots } = this.deps;
+    const step = { deadline: Date.now() + BACKGROUND_LIMIT_MS, log };
+    const started = Date.now();
+    try {
+      const taken = await snapshots.create(volume, 'unmount', step);
+      const current = await snapshots.markCurrent(volume, taken.id, step);
+      if (current !== taken.id) {
+        await snapshots.delete(taken.id, step);
+        return;
+      }
+      await snapshots.prune(volume.name, this.deps.snapshotRetain, new Set([taken.id]), step);
+      log.info({ volumeId: volume.id, snapshotId: taken.id, generation: volume.generation, ms: Date.now() - started }, 'snapshot on unmount started and recorded');
+    } catch (err) {
+      log.warn({ volumeId: volume.id, err }, 'snapshot on unmount failed; a cross-zone move of this volume will take a snapshot itself');
+    }
+  }
+
+  /** Invariant 4: never detach a device that is mounted anywhere on this node. */
+  private async refuseIfMounted(volume: EbsVolume, requested: string | undefined): Promise<void> {
+    const device = await this.deps.host.findDevice(volume.id, requested);
+    if (!device) return;
+    const still = (await this.deps.host.mounts()).find((m) => m.source === device);
+    if (still) {
+      throw new VolumeBusyError(`device ${device} of volume ${volume.name} is still mounted at ${still.target}; not detaching it`, { volumeId: volume.id, device });
+    }
+  }
+}

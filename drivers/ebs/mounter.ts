@@ -1,0 +1,97 @@
+import type { OperationContext } from '../../core/context.js';
+import { VolumeNotFoundError } from '../../core/errors.js';
+import type { Logger } from '../../core/log.js';
+import type { EbsVolume } from '../../core/schema/ebs-volume.js';
+import type { Host } from '../../host/host.js';
+import type { SnapshotStore } from '../../snapshot/snapshot-store.js';
+import { describeMove, type ZoneMover } from '../../snapshot/zone-move.js';
+import type { Attacher } from './attacher.js';
+import { attachmentOn, type EbsCalls } from './ebs-calls.js';
+import type { HolderWait } from './holder.js';
+import type { MountProgress } from './mount-flight.js';
+import { prepareAndMount, waitForDevice } from './prepare-device.js';
+import type { VolumeCatalog } from './volume-catalog.js';
+
+/** Attach work a Mount left running keeps going this long (from its start) before it gives up. */
+const BACKGROUND_LIMIT_MS = 10 * 60_000;
+/** How long a device may take to show up on the node after EC2 says `attached`. */
+const DEVICE_APPEAR_MS = 30_000;
+
+export interface MounterDeps {
+  calls: EbsCalls;
+  host: Host;
+  catalog: VolumeCatalog;
+  snapshots: SnapshotStore;
+  mover: ZoneMover;
+  attacher: Attacher;
+  holder: HolderWait;
+  me: string;
+  zone: string;
+  pollInitialMs: number;
+}
+
+/**
+ * One Mount's work, start to end: wait out another holder, move the volume here if it is in another
+ * zone, attach it (or reuse this instance's attachment), then check, format if blank, and mount.
+ */
+export class Mounter {
+  constructor(private readonly deps: MounterDeps) {}
+
+  async mount(name: string, mountpoint: string, ctx: OperationContext, progress: MountProgress): Promise<string> {
+    const { calls, catalog, snapshots, me, zone } = this.deps;
+    const log = ctx.log;
+    const deadline = Math.max(ctx.deadline, Date.now() + BACKGROUND_LIMIT_MS);
+    try {
+      let volume = await catalog.lookup(name, deadline, log);
+      if (!volume) throw new VolumeNotFoundError(name);
+      progress.context = { volumeId: volume.id, zone: volume.zone };
+      if (volume.state === 'creating') volume = await calls.waitUntil(volume, (v) => v?.State !== 'creating', 'to become available', deadline, log, progress);
+      if (volume.attachment && volume.attachment.instanceId !== me) {
+        volume = await this.deps.holder.takeOver(volume, ctx.deadline, deadline, log, progress);
+      }
+      // A copy another node is making elsewhere does not stop us: attaching here makes its move give up.
+      if (volume.zone !== zone) volume = await this.moveAcrossZones(volume, deadline, log, progress);
+      let device: string;
+      const mine = volume.attachment;
+      if (mine && mine.state !== 'detaching') {
+        // Attached here already (a restart, or a Mount that answered Pending): reuse the attachment.
+        if (mine.state !== 'attached') await calls.waitUntil(volume, (v) => attachmentOn(v, me)?.State === 'attached', `attached to ${me}`, deadline, log, progress);
+        device = mine.device ?? '';
+        // A Mount that failed after attaching may have left the record of a snapshot that no longer holds the data.
+        if (volume.snapshotCurrent || volume.blank) await snapshots.forget(volume.id, { deadline, log });
+        log.info({ volumeId: volume.id, device }, 'volume already attached to this instance');
+      } else {
+        if (mine) await calls.waitUntil(volume, (v) => !attachmentOn(v, me), `detached from ${me}`, deadline, log, progress);
+        // Its data is about to change: no snapshot holds it any more, and it is no longer blank. That
+        // must be on record before the first write, not before the attach: both go out together.
+        const forgotten = volume.snapshotCurrent || volume.blank ? snapshots.forget(volume.id, { deadline, log }) : Promise.resolve();
+        const [attached] = await Promise.allSettled([this.deps.attacher.attach(volume, deadline, log, progress), forgotten]);
+        await forgotten;
+        if (attached.status === 'rejected') throw attached.reason;
+        device = attached.value;
+      }
+      progress.doing = `preparing the device of ${volume.id} (${device})`;
+      const found = await waitForDevice(this.deps.host, volume, device, Math.min(deadline, Date.now() + DEVICE_APPEAR_MS), this.deps.pollInitialMs);
+      await prepareAndMount(this.deps.host, volume, found, mountpoint, log);
+      log.info({ volumeId: volume.id, device, mountpoint }, 'volume mounted');
+      return mountpoint;
+    } finally {
+      catalog.invalidate();
+    }
+  }
+
+  /** Invariant 5: snapshot → copy in this zone → retire the old volume (snapshot/zone-move.ts). */
+  private async moveAcrossZones(volume: EbsVolume, deadline: number, log: Logger, progress: MountProgress): Promise<EbsVolume> {
+    const { zone } = this.deps;
+    const started = Date.now();
+    log.info({ volumeId: volume.id, from: volume.zone, to: zone }, 'volume is in another zone: moving it here');
+    const moved = await this.deps.mover.move(volume.name, zone, { deadline, log }, (move) => {
+      progress.move = move;
+      progress.doing = describeMove(move);
+    });
+    progress.move = undefined;
+    progress.context = { volumeId: moved.id, zone: moved.zone };
+    log.info({ volumeId: moved.id, from: volume.zone, to: zone, ms: Date.now() - started }, 'volume moved across zones');
+    return moved;
+  }
+}
