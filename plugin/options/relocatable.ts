@@ -5,23 +5,41 @@ import type { GivenValues } from './given-values.js';
 
 export type RelocatableOptions = Pick<VolumeOptions, 'size' | 'ebstype' | 'iops' | 'throughput' | 'encrypted' | 'kmskeyid' | 'snapshot' | 'fs' | 'mountopts'>;
 
-/** `backing=relocatable`: size, type, IOPS and throughput within the type's published limits. */
-export function parseRelocatable(values: GivenValues): RelocatableOptions {
+/**
+ * The operator's cost bounds (STOWAGE_MAX_SIZE_GIB, STOWAGE_MAX_IOPS), tighter than EBS's own: any
+ * user of the docker socket can create volumes, and an io2 volume at EBS's maximum costs thousands a month.
+ */
+export interface CostLimits {
+  maxSizeGiB: number;
+  maxIops: number;
+}
+
+/** No bound beyond EBS's published limits. */
+const EBS_ONLY: CostLimits = { maxSizeGiB: Infinity, maxIops: Infinity };
+
+/** `backing=relocatable`: size, type, IOPS and throughput within the type's published limits and the operator's. */
+export function parseRelocatable(values: GivenValues, cost: CostLimits = EBS_ONLY): RelocatableOptions {
   const ebstype = values.has('ebstype') ? oneOf('ebstype', values.get('ebstype')!, EBS_TYPES) : 'gp3';
   const limits = EBS_LIMITS[ebstype];
+  const maxSize = Math.min(limits.maxSize, cost.maxSizeGiB);
+  const sizeBound = maxSize < limits.maxSize ? ` (STOWAGE_MAX_SIZE_GIB=${cost.maxSizeGiB})` : '';
   const size = values.has('size')
-    ? wholeNumber('size', values.get('size')!, limits.minSize, limits.maxSize, `GiB for ebstype=${ebstype}`)
+    ? wholeNumber('size', values.get('size')!, limits.minSize, maxSize, `GiB for ebstype=${ebstype}${sizeBound}`)
     : 10;
-  if (size < limits.minSize || size > limits.maxSize) {
-    throw new InvalidOptionError('size', String(size), `ebstype=${ebstype} needs a size from ${limits.minSize} to ${limits.maxSize} GiB; give --opt size`);
+  if (size < limits.minSize || size > maxSize) {
+    throw new InvalidOptionError('size', String(size), `ebstype=${ebstype} needs a size from ${limits.minSize} to ${maxSize} GiB${sizeBound}; give --opt size`);
   }
 
   let iops: number | undefined;
   let throughput: number | undefined;
   if (limits.iops) {
-    const ceiling = Math.min(limits.iops.max, limits.iops.perGiB * size);
+    if (cost.maxIops < limits.iops.min) {
+      throw new InvalidOptionError('ebstype', ebstype, `needs at least ${limits.iops.min} IOPS, more than STOWAGE_MAX_IOPS=${cost.maxIops} allows`);
+    }
+    const ceiling = Math.min(limits.iops.max, limits.iops.perGiB * size, cost.maxIops);
+    const iopsBound = cost.maxIops < limits.iops.max ? `, STOWAGE_MAX_IOPS=${cost.maxIops}` : '';
     iops = values.has('iops')
-      ? wholeNumber('iops', values.get('iops')!, limits.iops.min, ceiling, `for ebstype=${ebstype} at size=${size} (at most ${limits.iops.perGiB} per GiB)`)
+      ? wholeNumber('iops', values.get('iops')!, limits.iops.min, ceiling, `for ebstype=${ebstype} at size=${size} (at most ${limits.iops.perGiB} per GiB${iopsBound})`)
       : Math.max(limits.iops.min, Math.min(limits.iops.baseline, ceiling));
   } else if (values.has('iops')) {
     throw new InvalidOptionError('iops', values.get('iops')!, `ebstype=${ebstype} has no settable IOPS (settable for gp3, io1, io2)`);

@@ -77,3 +77,39 @@ describe('parseOptions', () => {
     expect(conflictingKeys(parseOptions({ size: '30', fs: 'ext4' }, 'relocatable'), existing)).toEqual(['size']);
   });
 });
+
+describe('the operator\'s cost bounds (STOWAGE_MAX_SIZE_GIB, STOWAGE_MAX_IOPS)', () => {
+  const cost = { maxSizeGiB: 1024, maxIops: 16000 };
+  const refusedWithin = (opts: Record<string, string>, limits = cost): InvalidOptionError => {
+    try {
+      parseOptions({ backing: 'relocatable', ...opts }, 'shared', limits);
+    } catch (err) {
+      expect(err).toBeInstanceOf(InvalidOptionError);
+      return err as InvalidOptionError;
+    }
+    throw new Error(`options ${JSON.stringify(opts)} were accepted within ${JSON.stringify(limits)}`);
+  };
+
+  test('up to the bounds is accepted, and the defaults stay inside them', () => {
+    expect(parseOptions({ backing: 'relocatable', size: '1024', ebstype: 'io2', iops: '16000' }, 'shared', cost).options).toMatchObject({ size: 1024, iops: 16000 });
+    expect(parseOptions({}, 'relocatable', cost).options).toMatchObject({ size: 10, iops: 3000, throughput: 125 });
+  });
+
+  test.each([
+    [{ size: '1025' }, 'size', 'from 1 to 1024 GiB for ebstype=gp3 (STOWAGE_MAX_SIZE_GIB=1024)'],
+    [{ ebstype: 'io2', size: '65536' }, 'size', 'from 4 to 1024'],
+    [{ ebstype: 'io2', size: '500', iops: '16001' }, 'iops', 'from 100 to 16000 for ebstype=io2 at size=500 (at most 1000 per GiB, STOWAGE_MAX_IOPS=16000)'],
+    [{ ebstype: 'gp3', size: '100', iops: '16001' }, 'iops', 'from 3000 to 16000'],
+  ])('refuses %j naming %s and the setting', (opts, key, allowed) => {
+    const err = refusedWithin(opts);
+    expect(err.key).toBe(key);
+    expect(err.message).toContain(allowed);
+  });
+
+  test('a bound below what a volume type needs names the type and the setting', () => {
+    expect(refusedWithin({}, { maxSizeGiB: 5, maxIops: 16000 }).message).toContain('needs a size from 1 to 5 GiB (STOWAGE_MAX_SIZE_GIB=5); give --opt size');
+    expect(refusedWithin({ ebstype: 'gp3' }, { maxSizeGiB: 1024, maxIops: 1000 }).message).toBe('invalid option ebstype="gp3": needs at least 3000 IOPS, more than STOWAGE_MAX_IOPS=1000 allows');
+    // A type without settable IOPS is bounded by size alone.
+    expect(parseOptions({ backing: 'relocatable', ebstype: 'gp2', size: '100' }, 'shared', { maxSizeGiB: 1024, maxIops: 1000 }).options.iops).toBeUndefined();
+  });
+});
