@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Cloud } from './cloud.js';
 import { EC2_ACTIONS } from './ec2/index.js';
-import { Efs } from './efs.js';
+import { efsOperation, mountTargetsByIp } from './efs/index.js';
 import { ApiError } from './errors.js';
 import type { FaultSpec } from './faults.js';
 import { Imds } from './imds.js';
@@ -39,7 +39,6 @@ function injectedFault(cloud: Cloud, action: string, throttle: ApiError): ApiErr
 export type ErrorLog = (err: unknown) => void;
 
 export function createLocalcloudServer(cloud: Cloud, logError: ErrorLog): Server {
-  const efs = new Efs(cloud);
   const imds = new Imds(cloud);
 
   /** Runs an API call after letting time pass, and persists what it changed. */
@@ -83,9 +82,9 @@ export function createLocalcloudServer(cloud: Cloud, logError: ErrorLog): Server
     };
     const path = url.pathname.slice(EFS_PREFIX.length);
     try {
-      const op = Efs.operation(req.method ?? '', path);
+      const op = efsOperation(req.method ?? '', path);
       if (!op) throw new ApiError('BadRequest', `Unsupported operation ${req.method} ${url.pathname}`, 400);
-      const fault = injectedFault(cloud, op, new ApiError('ThrottlingException', 'Rate exceeded', 429));
+      const fault = injectedFault(cloud, op.name, new ApiError('ThrottlingException', 'Rate exceeded', 429));
       if (fault) throw fault;
       let body: Record<string, unknown> = {};
       try {
@@ -93,7 +92,7 @@ export function createLocalcloudServer(cloud: Cloud, logError: ErrorLog): Server
       } catch {
         throw new ApiError('BadRequest', 'The request body is not valid JSON', 400);
       }
-      const out = await call(() => efs.handle(op, { path, query: url.searchParams, body }));
+      const out = await call(() => op.run(cloud, { path, query: url.searchParams, body }));
       reply(out.status, out.body);
     } catch (err) {
       if (!(err instanceof ApiError)) logError(err);
@@ -117,7 +116,7 @@ export function createLocalcloudServer(cloud: Cloud, logError: ErrorLog): Server
     }
     if (path === '/_localcloud/faults' && req.method === 'GET') return json(200, cloud.faults.get());
     if (path === '/_localcloud/state' && req.method === 'GET') return json(200, await call(async () => cloud.state));
-    if (path === '/_localcloud/mount-targets' && req.method === 'GET') return json(200, efs.mountTargets());
+    if (path === '/_localcloud/mount-targets' && req.method === 'GET') return json(200, mountTargetsByIp(cloud));
     return json(404, { error: `no admin endpoint ${req.method} ${path}` });
   }
 
