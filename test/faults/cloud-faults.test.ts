@@ -10,7 +10,7 @@ import type { FaultSpec } from '../../localcloud/index.js';
 import { Caller, OPTIONS, ZONE_A, ZONE_B, FENCE_AFTER_MS, readData, startFaultBed, until, writeData, type FaultBed, type FaultNode } from './fault-bed.js';
 import { delay } from '../../core/delay.js';
 
-const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
+import { asRoot } from '../helpers/as-root.js';
 const NOTHING_LEFT = { volumes: [], snapshots: [], attachments: [], loopDevices: [], mounts: [] };
 
 asRoot('fault matrix: relocatable volumes under injected cloud faults', () => {

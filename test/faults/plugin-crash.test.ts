@@ -10,7 +10,7 @@ import { startPluginProcess, type PluginProcess } from '../helpers/plugin-proces
 import { post } from '../unit/plugin/socket-client.js';
 import { CLUSTER, ZONE_A, readData, startFaultBed, until, writeData, type FaultBed } from './fault-bed.js';
 
-const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
+import { asRoot } from '../helpers/as-root.js';
 const NOTHING_LEFT = { volumes: [], snapshots: [], attachments: [], loopDevices: [], mounts: [] };
 
 interface PluginNode {

@@ -17,7 +17,7 @@ import { startFuzzPlugin, type FuzzPlugin } from './fuzz-plugin.js';
 import { isUnder, send, wellFormed } from './protocol-check.js';
 import { lifecycleArbitrary, requestArbitrary } from './requests.js';
 
-const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
+import { asRoot } from '../helpers/as-root.js';
 const MUTATING = ['CreateVolume', 'DeleteVolume', 'AttachVolume', 'DetachVolume', 'CreateSnapshot', 'DeleteSnapshot'];
 const VALID_OPTS = fc.record({ size: fc.constant('1'), fs: fc.constant('ext4'), mountopts: fc.constantFrom('', 'noatime') }, { requiredKeys: [] });
 

@@ -5,7 +5,7 @@ import { removeTree, scratchDir } from '../../helpers/owned-dir.js';
 import { startPluginProcess, type PluginProcess } from '../../helpers/plugin-process.js';
 import { loopsUnder, runInstance, startTestCloud, type TestCloud } from '../localcloud/helpers.js';
 
-const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
+import { asRoot } from '../../helpers/as-root.js';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

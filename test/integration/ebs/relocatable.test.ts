@@ -23,7 +23,7 @@ import type { VolumeOptions } from '../../../core/volume-options.js';
 import { loopsUnder } from '../localcloud/helpers.js';
 
 // Loop devices, mkfs and mount need root; elsewhere these tests are skipped, not failed.
-const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
+import { asRoot } from '../../helpers/as-root.js';
 
 const ZONE = 'us-east-1a';
 const CLUSTER = 'it';

@@ -9,7 +9,7 @@ import { runCommand } from '../../../host/exec.js';
 import { createLinuxHost } from '../../../host/linux-host.js';
 
 // Real loop devices, mkfs and mount need root; elsewhere these tests are skipped, not failed.
-const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
+import { asRoot } from '../../helpers/as-root.js';
 
 // mkfs.xfs refuses anything under 300 MiB; the file is sparse, so this costs almost nothing.
 const DISK_BYTES = 320 * 1024 * 1024;

@@ -17,7 +17,7 @@ import type { MoveStep } from '../../../snapshot/zone-move.js';
 import { loopsUnder } from '../localcloud/helpers.js';
 
 // Loop devices, mkfs and mount need root; elsewhere these tests are skipped, not failed.
-const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
+import { asRoot } from '../../helpers/as-root.js';
 
 const ZONES = ['us-east-1a', 'us-east-1b', 'us-east-1c'];
 const CLUSTER = 'xz';

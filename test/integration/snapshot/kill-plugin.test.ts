@@ -15,7 +15,7 @@ import type { VolumeOptions } from '../../../core/volume-options.js';
 import { startPluginProcess, type PluginProcess } from '../../helpers/plugin-process.js';
 import { loopsUnder } from '../localcloud/helpers.js';
 
-const asRoot = process.getuid?.() === 0 ? describe : describe.skip;
+import { asRoot } from '../../helpers/as-root.js';
 
 const [A, B] = ['us-east-1a', 'us-east-1b'];
 const OPTIONS: VolumeOptions = {
