@@ -1,6 +1,11 @@
 import { EC2Client, type EC2ClientConfig } from '@aws-sdk/client-ec2';
 import { EFSClient } from '@aws-sdk/client-efs';
 
+// The SDK is pinned by the lock file to releases that support Node 20; its notice about later
+// releases would land in dockerd's log at error level on every start, and in every CLI run. It is
+// read when the first client is made, so here, before any.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+
 export interface AwsClientOptions {
   region: string;
   /** localcloud, or a VPC endpoint; the SDK's default endpoint when absent. */

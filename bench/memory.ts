@@ -71,7 +71,7 @@ export async function main(): Promise<void> {
     const zone = cloud.lc.zones[0]!;
     const run = await cloud.ec2.send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, ImageId: 'ami-bench', Placement: { AvailabilityZone: zone } }));
     await makeVolumes(cloud, zone);
-    child = spawn(process.execPath, [PLUGIN_MAIN, 'plugin'], {
+    child = spawn(process.execPath, [PLUGIN_MAIN, 'plugin', '--dev'], {
       env: {
         PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
         STOWAGE_BACKEND: 'local', STOWAGE_LOCALCLOUD_URL: cloud.lc.url, STOWAGE_LOCALCLOUD_DIR: cloud.lc.dir,

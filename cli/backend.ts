@@ -1,5 +1,6 @@
 import { Tags } from '../core/schema/tags.js';
 import { DescribeInstancesCommand, RunInstancesCommand, type EC2Client } from '@aws-sdk/client-ec2';
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { CallCounter } from '../aws/call-counter.js';
 import { createAwsClients } from '../aws/clients.js';
@@ -8,6 +9,8 @@ import type { Driver } from '../drivers/driver.js';
 import { createEbsDriver, type EbsDriver } from '../drivers/ebs/ebs-driver.js';
 import { createLinuxHost } from '../host/linux-host.js';
 import { sharedDrivers } from './shared-drivers.js';
+import { publishEndpoint, tokenCredentials, withdrawEndpoint } from './embedded-endpoint.js';
+import { lockFolder } from './folder-lock.js';
 import { startLocalcloud, type Localcloud } from '../localcloud/index.js';
 import { Paths } from '../localcloud/paths.js';
 import type { Config } from '../plugin/config.js';
@@ -15,6 +18,7 @@ import { DeferredDriver } from '../plugin/deferred-driver.js';
 import type { Logger } from '../core/log.js';
 import { noMetrics, type WorkMetrics } from '../core/metrics.js';
 import type { Backing } from '../core/volume-options.js';
+import { ConfigError } from '../core/errors.js';
 
 /** What the plugin runs on: its drivers, the backings it lacks and why, and how to shut it all down. */
 export interface Backend {
@@ -27,13 +31,18 @@ export interface Backend {
 /** How long the start may spend detaching volumes a crash left attached, before serving requests. */
 const RELEASE_AT_START_MS = 60_000;
 
-/** localcloud accepts any signature; the SDK still wants credentials to sign with. */
+/** A standalone localcloud accepts any signature; the SDK still wants credentials to sign with. */
 const LOCAL_CREDENTIALS = { accessKeyId: 'localcloud', secretAccessKey: 'localcloud' };
+
+/** The folder of the localcloud a plugin embeds; `--fresh` empties it. */
+export function embeddedLocalcloudDir(config: Config): string {
+  return path.join(config.stateDir, 'localcloud');
+}
 
 /** Where the plugin's AWS calls go and which instance it is, before any call is made. */
 interface CloudTarget {
   endpointUrl: string | undefined;
-  credentials: typeof LOCAL_CREDENTIALS | undefined;
+  credentials: { accessKeyId: string; secretAccessKey: string } | undefined;
   /** Known up front for an embedded localcloud; otherwise from configuration or IMDS. */
   identity?: () => Promise<NodeIdentity>;
   deviceDir: (instanceId: string) => string;
@@ -64,7 +73,7 @@ async function embeddedInstance(ec2: EC2Client, zone: string): Promise<string> {
   return id;
 }
 
-async function cloudTarget(config: Config, log: Logger): Promise<{ target: CloudTarget; localcloud?: Localcloud }> {
+async function cloudTarget(config: Config, log: Logger): Promise<{ target: CloudTarget; stopLocalcloud?: () => Promise<void> }> {
   if (config.backend === 'aws') {
     return { target: { endpointUrl: config.endpointUrl, credentials: undefined, deviceDir: () => config.deviceDir, pollInitialMs: 1000 } };
   }
@@ -77,17 +86,40 @@ async function cloudTarget(config: Config, log: Logger): Promise<{ target: Cloud
       },
     };
   }
-  const localcloud = await startLocalcloud({ dir: path.join(config.stateDir, 'localcloud'), ...(config.region && { region: config.region }) });
-  log.info({ url: localcloud.url, dir: localcloud.dir, zones: localcloud.zones }, 'embedded localcloud started (STOWAGE_BACKEND=local): volumes are sparse files on loop devices');
+  const dir = embeddedLocalcloudDir(config);
+  // Taken before anything starts on the folder: a second emulator on it would corrupt its state.
+  const lock = await lockFolder(dir, 'the localcloud embedded in stowage plugin');
+  const token = randomBytes(24).toString('hex');
+  const credentials = tokenCredentials(token);
+  const { host, port } = config.localcloudListen;
+  let localcloud: Localcloud;
+  try {
+    localcloud = await startLocalcloud({ dir, host, port, token, ...(config.region && { region: config.region }) });
+  } catch (err) {
+    await lock.release();
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    throw new ConfigError(`STOWAGE_LOCALCLOUD_LISTEN=${host}:${port} is already taken by another program: choose another address (port 0 takes any free one)`);
+  }
+  await publishEndpoint(config.stateDir, { url: localcloud.url, region: localcloud.region, token });
+  log.info(
+    { url: localcloud.url, dir: localcloud.dir, zones: localcloud.zones },
+    `embedded localcloud (development emulator: volumes are sparse files on loop devices) on ${localcloud.url}; stowage commands with STOWAGE_STATE_DIR=${config.stateDir} find it`,
+  );
   const zone = localcloud.zones[0]!;
   const identity = async (): Promise<NodeIdentity> => {
-    const { ec2 } = createAwsClients({ region: localcloud.region, endpointUrl: localcloud.url, credentials: LOCAL_CREDENTIALS });
+    const { ec2 } = createAwsClients({ region: localcloud.region, endpointUrl: localcloud.url, credentials });
     return { instanceId: await embeddedInstance(ec2, zone), zone, region: localcloud.region };
   };
+  const stop = async (): Promise<void> => {
+    await withdrawEndpoint(config.stateDir);
+    // Attachments stay: volumes mounted by this node must survive a plugin restart.
+    await localcloud.stop({ release: false });
+    await lock.release();
+  };
   return {
-    localcloud,
+    stopLocalcloud: stop,
     target: {
-      endpointUrl: localcloud.url, credentials: LOCAL_CREDENTIALS, identity, deviceDir: (id) => localcloud.deviceDir(id), pollInitialMs: 50,
+      endpointUrl: localcloud.url, credentials, identity, deviceDir: (id) => localcloud.deviceDir(id), pollInitialMs: 50,
       mountTargetsFile: new Paths(localcloud.dir).mountTargetsFile, embedded: true,
     },
   };
@@ -98,7 +130,7 @@ async function cloudTarget(config: Config, log: Logger): Promise<{ target: Cloud
  * folder differ between AWS and localcloud: the drivers run the same code on both.
  */
 export async function openBackend(config: Config, log: Logger, metrics: WorkMetrics = noMetrics): Promise<Backend> {
-  const { target, localcloud } = await cloudTarget(config, log);
+  const { target, stopLocalcloud } = await cloudTarget(config, log);
   const counter = new CallCounter();
   let ebs: EbsDriver | undefined;
   // One identity for every driver; a failed lookup (IMDS unreachable for a moment) is tried again.
@@ -145,8 +177,7 @@ export async function openBackend(config: Config, log: Logger, metrics: WorkMetr
     close: async () => {
       ebs?.stop();
       await shared.close();
-      // Attachments stay: volumes mounted by this node must survive a plugin restart.
-      await localcloud?.stop({ release: false });
+      await stopLocalcloud?.();
     },
   };
 }

@@ -2,11 +2,12 @@
 import { pluginCommand } from './plugin.js';
 import { localcloudCommand } from './localcloud.js';
 import { opsCommands } from './ops/index.js';
+import { VERSION } from './version.js';
 
 const USAGE = `stowage — Docker volume plugin for Swarm on AWS
 
 Usage:
-  stowage plugin                 run the volume plugin (settings from STOWAGE_* environment variables)
+  stowage plugin [--dev]         run the volume plugin (stowage plugin --help lists every setting)
   stowage localcloud --dir DIR   run the EC2 + EFS + IMDS emulator (stowage localcloud --help)
   stowage ls                     every Stowage volume, across regions
   stowage inspect NAME           one volume: EBS volume(s), attachment, snapshots, move history
@@ -14,18 +15,14 @@ Usage:
   stowage snapshot NAME          an on-demand snapshot, counted by retention
   stowage gc [--apply]           list (and remove) what Stowage left behind
   (every operator command takes --region, --all-regions, --cluster, --endpoint, --json, --help)
-  stowage --help
+  stowage --help | --version
 
 Examples:
-  STOWAGE_BACKEND=local stowage plugin
+  stowage plugin --dev           the plugin on an embedded localcloud emulator (what npm start runs)
   stowage localcloud --dir /tmp/lc --listen 127.0.0.1:4566 --zones us-east-1a,us-east-1b
   stowage ls --all-regions --cluster prod
   stowage gc --region us-east-1 --apply
 `;
-
-// The SDK is pinned by the lock file to releases that support Node 20; its warning about later
-// releases would land in dockerd's log at error level on every start.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
 
 const commands: Record<string, (argv: string[]) => Promise<number>> = {
   plugin: pluginCommand,
@@ -38,6 +35,10 @@ async function main(argv: string[]): Promise<number> {
   if (command === undefined || command === '--help' || command === '-h' || command === 'help') {
     process.stdout.write(USAGE);
     return command === undefined ? 2 : 0;
+  }
+  if (command === '--version' || command === '-V') {
+    process.stdout.write(`stowage ${VERSION}\n`);
+    return 0;
   }
   const run = commands[command];
   if (!run) {

@@ -1,6 +1,7 @@
-import { mkdir, realpath } from 'node:fs/promises';
+import { chmod, mkdir, realpath } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
+import { requireToken } from './access-token.js';
 import { Cloud } from './cloud.js';
 import { Faults, type FaultSpec } from './faults.js';
 import { latency, type LatencyMode } from './latency.js';
@@ -25,6 +26,8 @@ export interface LocalcloudOptions {
   /** default zero */
   latency?: LatencyMode;
   faults?: FaultSpec;
+  /** Serve only requests that carry it (see access-token.ts); default: serve anyone who reaches the port. */
+  token?: string;
   /** where background failures go; default one JSON line on stderr */
   onError?: (err: unknown) => void;
 }
@@ -51,6 +54,8 @@ const stderrLog = (err: unknown) =>
 
 export async function startLocalcloud(o: LocalcloudOptions): Promise<Localcloud> {
   await mkdir(o.dir, { recursive: true });
+  // volume images, snapshots and EFS folders are for root alone
+  await chmod(o.dir, 0o700);
   // the kernel reports loop backing files by their canonical path
   const paths = new Paths(await realpath(resolve(o.dir)));
   const region = o.region ?? 'us-east-1';
@@ -60,6 +65,7 @@ export async function startLocalcloud(o: LocalcloudOptions): Promise<Localcloud>
   await cloud.serialized(() => recover(cloud));
 
   const server = createLocalcloudServer(cloud, onError);
+  if (o.token !== undefined) requireToken(server, o.token);
   const host = o.host ?? '127.0.0.1';
   await new Promise<void>((ok, fail) => {
     server.once('error', fail);

@@ -30,6 +30,61 @@ export interface Config {
   /** Snapshots kept per relocatable volume after a move or an unmount snapshot. */
   snapshotRetain: number;
   sharedDelete: boolean;
+  /** `json`, `text`, or undefined: text on a terminal, JSON otherwise. */
+  logFormat: 'json' | 'text' | undefined;
+  /** Where an embedded localcloud listens (the `stowage` CLI finds it through STOWAGE_STATE_DIR). */
+  localcloudListen: { host: string; port: number };
+}
+
+export interface Setting {
+  /** As `stowage plugin --help` shows it; loadConfig's fallback is the same value. */
+  default: string;
+  meaning: string;
+  /** A development setting the managed plugin (config.json) does not offer. */
+  devOnly?: true;
+}
+
+/**
+ * Every setting the plugin reads. loadConfig reads a variable only through this table's names,
+ * and `stowage plugin --help` prints it, so the help cannot drift from the code.
+ */
+export const SETTINGS = {
+  STOWAGE_BACKEND: { default: 'aws', meaning: 'aws, or local for the localcloud emulator (development only: npm start or stowage plugin --dev)', devOnly: true },
+  STOWAGE_LOCALCLOUD_URL: { default: '', meaning: 'with local: a running localcloud to use instead of an embedded one', devOnly: true },
+  STOWAGE_LOCALCLOUD_DIR: { default: '', meaning: 'with STOWAGE_LOCALCLOUD_URL: that localcloud\'s folder', devOnly: true },
+  STOWAGE_LOCALCLOUD_LISTEN: { default: '127.0.0.1:4580', meaning: 'with local: where the embedded localcloud listens; stowage commands find it through STOWAGE_STATE_DIR', devOnly: true },
+  AWS_REGION: { default: '', meaning: 'region of the AWS APIs (empty: from instance metadata)' },
+  AWS_ENDPOINT_URL: { default: '', meaning: 'endpoint of the AWS APIs (VPC endpoints, a localcloud); empty: AWS\'s' },
+  STOWAGE_CLUSTER: { default: 'default', meaning: 'cluster name; every resource is tagged stowage:cluster=<name> and Stowage touches nothing else' },
+  STOWAGE_DEFAULT_BACKING: { default: 'shared', meaning: 'backing when a Create gives none: relocatable, shared or nfs (shared, as Cloudstor)' },
+  STOWAGE_EFS_ID: { default: '', meaning: 'EFS file system of shared volumes' },
+  STOWAGE_EFS_MAXIO_ID: { default: '', meaning: 'EFS file system of shared volumes with perfmode=maxio' },
+  STOWAGE_EFS_MODE: { default: 'directory', meaning: 'a shared volume is a directory or an access point: directory, accesspoint' },
+  STOWAGE_SOCKET: { default: '/run/docker/plugins/stowage.sock', meaning: 'the plugin\'s unix socket' },
+  STOWAGE_MOUNT_ROOT: { default: '/mnt/stowage', meaning: 'where volumes are mounted (the managed plugin\'s PropagatedMount)' },
+  STOWAGE_STATE_DIR: { default: '/var/lib/stowage', meaning: 'mount reference counts, the start lock, an embedded localcloud\'s state' },
+  STOWAGE_MOUNT_TIMEOUT: { default: '100s', meaning: 'a Mount answers within this (dockerd allows 120 s); longer work goes on in the background' },
+  STOWAGE_DEVICE_DIR: { default: '/dev/disk/by-id', meaning: 'where block devices appear by volume id' },
+  STOWAGE_INSTANCE_ID: { default: '', meaning: 'this node\'s instance id, overriding IMDS (with STOWAGE_AZ)' },
+  STOWAGE_AZ: { default: '', meaning: 'this node\'s availability zone, overriding IMDS (with STOWAGE_INSTANCE_ID)' },
+  STOWAGE_FENCE_AFTER: { default: '120s', meaning: 'a holder whose heartbeat is older than this may be force-detached' },
+  STOWAGE_SNAPSHOT_ON_UNMOUNT: { default: 'true', meaning: 'start an incremental snapshot after each clean unmount: true, false' },
+  STOWAGE_SNAPSHOT_RETAIN: { default: '1', meaning: 'completed snapshots kept per relocatable volume (older ones are deleted)' },
+  STOWAGE_SHARED_DELETE: { default: 'false', meaning: 'delete a shared volume\'s data at Remove instead of moving it aside: true, false' },
+  STOWAGE_LOG_LEVEL: { default: 'info', meaning: 'fatal, error, warn, info, debug or trace' },
+  STOWAGE_LOG_FORMAT: { default: '', meaning: 'json or text; empty: text on a terminal, JSON lines otherwise', devOnly: true },
+  STOWAGE_METRICS_ADDR: { default: '', meaning: 'host:port for Prometheus metrics (empty: off)' },
+} as const satisfies Record<string, Setting>;
+
+export type SettingName = keyof typeof SETTINGS;
+
+/** The settings as `stowage plugin --help` lists them: name, default, meaning. */
+export function settingsHelp(): string {
+  const rows = Object.entries(SETTINGS as Record<SettingName, Setting>);
+  const width = Math.max(...rows.map(([name]) => name.length));
+  return rows
+    .map(([name, s]) => `  ${name.padEnd(width)}  ${s.meaning}${s.default === '' ? '' : ` (default ${s.default})`}`)
+    .join('\n') + '\n';
 }
 
 type Env = Record<string, string | undefined>;
@@ -41,25 +96,29 @@ const ZONE = /^[a-z]{2}(-[a-z]+)+-[0-9]+[a-z]$/;
 const INSTANCE = /^i-[0-9a-f]{8,17}$/;
 const EFS_ID = /^fs-[0-9a-f]{8,40}$/;
 
-function fail(variable: string, value: string | undefined, expected: string): never {
+function fail(variable: SettingName, value: string | undefined, expected: string): never {
   throw new ConfigError(`${variable}=${JSON.stringify(value ?? '')} is not valid: expected ${expected}`);
 }
 
-function choice<T extends string>(env: Env, variable: string, allowed: readonly T[], fallback: T): T {
+/** The variable's value, or its default from SETTINGS; '' when neither is set. */
+function read(env: Env, variable: SettingName): string {
   const value = env[variable];
-  if (value === undefined || value === '') return fallback;
+  return value === undefined || value === '' ? SETTINGS[variable].default : value;
+}
+
+function choice<T extends string>(env: Env, variable: SettingName, allowed: readonly T[], fallback?: T): T {
+  const value = env[variable] || fallback || SETTINGS[variable].default;
   if ((allowed as readonly string[]).includes(value)) return value as T;
   return fail(variable, value, `one of ${allowed.join(', ')}`);
 }
 
-function flag(env: Env, variable: string, fallback: boolean): boolean {
-  return choice(env, variable, ['true', 'false'], fallback ? 'true' : 'false') === 'true';
+function flag(env: Env, variable: SettingName): boolean {
+  return choice(env, variable, ['true', 'false']) === 'true';
 }
 
 /** Seconds by default; `ms`, `s` and `m` suffixes accepted. */
-function duration(env: Env, variable: string, fallbackMs: number, minMs: number, maxMs: number): number {
-  const value = env[variable];
-  if (value === undefined || value === '') return fallbackMs;
+function duration(env: Env, variable: SettingName, minMs: number, maxMs: number): number {
+  const value = read(env, variable);
   const m = DURATION.exec(value);
   if (!m) return fail(variable, value, 'a duration such as 100, 100s, 90000ms or 2m');
   const unit = m[2] ?? 's';
@@ -68,30 +127,33 @@ function duration(env: Env, variable: string, fallbackMs: number, minMs: number,
   return ms;
 }
 
-function count(env: Env, variable: string, fallback: number, max: number): number {
-  const value = env[variable];
-  if (value === undefined || value === '') return fallback;
+function count(env: Env, variable: SettingName, max: number): number {
+  const value = read(env, variable);
   if (!/^[0-9]{1,4}$/.test(value) || Number(value) > max) return fail(variable, value, `a whole number from 0 to ${max}`);
   return Number(value);
 }
 
-function absolutePath(env: Env, variable: string, fallback: string): string {
-  const value = env[variable];
-  if (value === undefined || value === '') return fallback;
+function optionalPath(env: Env, variable: SettingName): string | undefined {
+  const value = read(env, variable);
+  if (value === '') return undefined;
   if (!path.isAbsolute(value) || value.split('/').includes('..')) return fail(variable, value, 'an absolute path without ..');
   return path.normalize(value);
 }
 
-function optionalMatching(env: Env, variable: string, pattern: RegExp, expected: string): string | undefined {
-  const value = env[variable];
-  if (value === undefined || value === '') return undefined;
+function absolutePath(env: Env, variable: SettingName): string {
+  return optionalPath(env, variable) ?? fail(variable, '', 'an absolute path without ..');
+}
+
+function optionalMatching(env: Env, variable: SettingName, pattern: RegExp, expected: string): string | undefined {
+  const value = read(env, variable);
+  if (value === '') return undefined;
   if (!pattern.test(value)) return fail(variable, value, expected);
   return value;
 }
 
-function url(env: Env, variable: string): string | undefined {
-  const value = env[variable];
-  if (value === undefined || value === '') return undefined;
+function url(env: Env, variable: SettingName): string | undefined {
+  const value = read(env, variable);
+  if (value === '') return undefined;
   try {
     const parsed = new URL(value);
     if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new Error('scheme');
@@ -101,57 +163,64 @@ function url(env: Env, variable: string): string | undefined {
   return value.replace(/\/+$/, '');
 }
 
-function listenAddress(env: Env, variable: string): { host: string; port: number } | undefined {
-  const value = env[variable];
-  if (value === undefined || value === '') return undefined;
+function listenAddress(env: Env, variable: SettingName): { host: string; port: number } | undefined {
+  const value = read(env, variable);
+  if (value === '') return undefined;
   const m = /^(.*):([0-9]{1,5})$/.exec(value);
   const port = m ? Number(m[2]) : NaN;
-  if (!m || port < 1 || port > 65535) return fail(variable, value, 'host:port, such as 127.0.0.1:9337 or :9337');
+  if (!m || port > 65535) return fail(variable, value, 'host:port, such as 127.0.0.1:9337 or :9337');
   return { host: m[1] === '' ? '0.0.0.0' : m[1]!, port };
 }
 
 /** Reads and checks every setting; the first bad one stops the start with a ConfigError naming it. */
 export function loadConfig(env: Env = process.env, defaults: { backend?: 'aws' | 'local' } = {}): Config {
-  const backend = choice(env, 'STOWAGE_BACKEND', ['aws', 'local'], defaults.backend ?? 'aws');
+  const backend = choice(env, 'STOWAGE_BACKEND', ['aws', 'local'], defaults.backend);
   const instanceId = optionalMatching(env, 'STOWAGE_INSTANCE_ID', INSTANCE, 'an EC2 instance id such as i-0123456789abcdef0');
   const az = optionalMatching(env, 'STOWAGE_AZ', ZONE, 'an availability zone such as us-east-1a');
   if ((instanceId === undefined) !== (az === undefined)) {
     fail(instanceId === undefined ? 'STOWAGE_INSTANCE_ID' : 'STOWAGE_AZ', undefined, 'STOWAGE_INSTANCE_ID and STOWAGE_AZ are set together or not at all');
   }
   const localcloudUrl = url(env, 'STOWAGE_LOCALCLOUD_URL');
-  const localcloudDir = env.STOWAGE_LOCALCLOUD_DIR ? absolutePath(env, 'STOWAGE_LOCALCLOUD_DIR', '') : undefined;
+  const localcloudDir = optionalPath(env, 'STOWAGE_LOCALCLOUD_DIR');
   if (localcloudUrl !== undefined && localcloudDir === undefined) {
     fail('STOWAGE_LOCALCLOUD_DIR', undefined, 'the folder of the localcloud at STOWAGE_LOCALCLOUD_URL');
   }
-  const logLevel = env.STOWAGE_LOG_LEVEL || 'info';
+  const logLevel = read(env, 'STOWAGE_LOG_LEVEL');
   if (!isLogLevel(logLevel)) fail('STOWAGE_LOG_LEVEL', logLevel, 'one of fatal, error, warn, info, debug, trace');
-  const cluster = env.STOWAGE_CLUSTER || 'default';
+  const logFormat = read(env, 'STOWAGE_LOG_FORMAT');
+  if (logFormat !== '' && logFormat !== 'json' && logFormat !== 'text') fail('STOWAGE_LOG_FORMAT', logFormat, 'json or text');
+  const cluster = read(env, 'STOWAGE_CLUSTER');
   if (!CLUSTER.test(cluster)) fail('STOWAGE_CLUSTER', cluster, 'letters, digits, _ . - (at most 63), starting with a letter or digit');
+  const metricsAddr = listenAddress(env, 'STOWAGE_METRICS_ADDR');
+  if (metricsAddr?.port === 0) fail('STOWAGE_METRICS_ADDR', env.STOWAGE_METRICS_ADDR, 'a port from 1 to 65535');
 
   return {
     backend,
     region: optionalMatching(env, 'AWS_REGION', REGION, 'an AWS region such as us-east-1'),
     endpointUrl: url(env, 'AWS_ENDPOINT_URL'),
     cluster,
-    defaultBacking: choice(env, 'STOWAGE_DEFAULT_BACKING', BACKINGS, 'shared'),
+    defaultBacking: choice(env, 'STOWAGE_DEFAULT_BACKING', BACKINGS),
     efsId: optionalMatching(env, 'STOWAGE_EFS_ID', EFS_ID, 'an EFS file system id such as fs-0123456789abcdef0'),
     efsMaxioId: optionalMatching(env, 'STOWAGE_EFS_MAXIO_ID', EFS_ID, 'an EFS file system id such as fs-0123456789abcdef0'),
-    efsMode: choice(env, 'STOWAGE_EFS_MODE', ['directory', 'accesspoint'], 'directory'),
-    socket: absolutePath(env, 'STOWAGE_SOCKET', '/run/docker/plugins/stowage.sock'),
-    mountRoot: absolutePath(env, 'STOWAGE_MOUNT_ROOT', '/mnt/stowage'),
-    stateDir: absolutePath(env, 'STOWAGE_STATE_DIR', '/var/lib/stowage'),
+    efsMode: choice(env, 'STOWAGE_EFS_MODE', ['directory', 'accesspoint']),
+    socket: absolutePath(env, 'STOWAGE_SOCKET'),
+    mountRoot: absolutePath(env, 'STOWAGE_MOUNT_ROOT'),
+    stateDir: absolutePath(env, 'STOWAGE_STATE_DIR'),
     // dockerd gives Mount 120 s; leave room for the answer to travel.
-    mountTimeoutMs: duration(env, 'STOWAGE_MOUNT_TIMEOUT', 100_000, 1000, 115_000),
-    deviceDir: absolutePath(env, 'STOWAGE_DEVICE_DIR', '/dev/disk/by-id'),
+    mountTimeoutMs: duration(env, 'STOWAGE_MOUNT_TIMEOUT', 1000, 115_000),
+    deviceDir: absolutePath(env, 'STOWAGE_DEVICE_DIR'),
     instanceId,
     az,
     logLevel,
-    metricsAddr: listenAddress(env, 'STOWAGE_METRICS_ADDR'),
+    logFormat: logFormat === '' ? undefined : logFormat,
+    metricsAddr,
     localcloudUrl,
     localcloudDir,
-    fenceAfterMs: duration(env, 'STOWAGE_FENCE_AFTER', 120_000, 1000, 3_600_000),
-    snapshotOnUnmount: flag(env, 'STOWAGE_SNAPSHOT_ON_UNMOUNT', true),
-    snapshotRetain: count(env, 'STOWAGE_SNAPSHOT_RETAIN', 1, 1000),
-    sharedDelete: flag(env, 'STOWAGE_SHARED_DELETE', false),
+    // Port 0 (any free port) is for tests that run several embedded localclouds at once.
+    localcloudListen: listenAddress(env, 'STOWAGE_LOCALCLOUD_LISTEN')!,
+    fenceAfterMs: duration(env, 'STOWAGE_FENCE_AFTER', 1000, 3_600_000),
+    snapshotOnUnmount: flag(env, 'STOWAGE_SNAPSHOT_ON_UNMOUNT'),
+    snapshotRetain: count(env, 'STOWAGE_SNAPSHOT_RETAIN', 1000),
+    sharedDelete: flag(env, 'STOWAGE_SHARED_DELETE'),
   };
 }

@@ -23,7 +23,11 @@ export interface PluginOptions {
 export interface RunningPlugin {
   socket: string;
   service: VolumeService;
-  close(): Promise<void>;
+  /**
+   * Stops taking requests, gives those in flight up to graceMs (default 0) to answer, then
+   * closes every connection. Background work is not waited for: it resumes from tags at the next start.
+   */
+  close(options?: { graceMs?: number }): Promise<void>;
 }
 
 async function mountedInKernel(mountpoint: string): Promise<boolean> {
@@ -57,13 +61,15 @@ export async function startPlugin(options: PluginOptions): Promise<RunningPlugin
   return {
     socket: config.socket,
     service,
-    close: async () => {
+    close: async ({ graceMs = 0 } = {}) => {
       await metricsServer?.close();
-      await new Promise<void>((resolve) => {
-        service.close();
-        server.close(() => resolve());
-        server.closeAllConnections();
-      });
+      service.close();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const grace = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+      await Promise.race([closed, grace]);
+      server.closeAllConnections();
+      await closed;
     },
   };
 }

@@ -6,6 +6,7 @@ import type { ErrorContext } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { CommonFlags } from './args.js';
 import { UsageError } from './exit-codes.js';
+import { findEmbeddedEndpoint, tokenCredentials } from '../embedded-endpoint.js';
 
 /** One region a command works on, with its own clients (and endpoint, for localcloud). */
 export interface RegionTarget extends AwsClients {
@@ -45,13 +46,13 @@ function endpointFor(flags: CommonFlags, region: string): string | undefined {
  * `--endpoint REGION=URL`, or else every region the account has enabled (DescribeRegions); with
  * neither, the regions of the endpoints, or AWS_REGION.
  */
-async function chooseRegions(flags: CommonFlags, env: OpsIo['env'], counter: CallCounter, log: Logger): Promise<string[]> {
+async function chooseRegions(flags: CommonFlags, env: OpsIo['env'], counter: CallCounter, log: Logger, credentials?: Credentials): Promise<string[]> {
   if (flags.regions.length > 0) return [...new Set(flags.regions)];
   const mapped = [...flags.endpointByRegion.keys()];
   if (mapped.length > 0) return mapped;
   const home = env.AWS_REGION || env.AWS_DEFAULT_REGION;
   if (flags.allRegions) {
-    const { ec2 } = createAwsClients({ region: home ?? 'us-east-1', endpointUrl: flags.endpoint });
+    const { ec2 } = createAwsClients({ region: home ?? 'us-east-1', endpointUrl: flags.endpoint, ...(credentials && { credentials }) });
     try {
       const out = await callAws(counter, 'DescribeRegions', () => ec2.send(new DescribeRegionsCommand({})), {
         deadline: Date.now() + OPS_DEADLINE_MS,
@@ -66,10 +67,31 @@ async function chooseRegions(flags: CommonFlags, env: OpsIo['env'], counter: Cal
   throw new UsageError('no region: pass --region REGION (repeatable), --all-regions, or set AWS_REGION');
 }
 
-export async function openContext(flags: CommonFlags, io: OpsIo, log: Logger): Promise<OpsContext & { close(): void }> {
+type Credentials = ReturnType<typeof tokenCredentials>;
+
+/**
+ * With no endpoint named, a plugin on this machine that embeds a localcloud (npm start) is the
+ * one to talk to: its URL, region and token are in STOWAGE_STATE_DIR.
+ */
+async function embeddedTarget(flags: CommonFlags, env: OpsIo['env'], log: Logger): Promise<{ flags: CommonFlags; env: OpsIo['env']; credentials?: Credentials }> {
+  if (flags.endpoint !== undefined || flags.endpointByRegion.size > 0 || env.AWS_ENDPOINT_URL) return { flags, env };
+  const embedded = await findEmbeddedEndpoint(env.STOWAGE_STATE_DIR || '/var/lib/stowage');
+  if (!embedded) return { flags, env };
+  log.info({ url: embedded.url }, 'using the localcloud embedded in the plugin on this machine');
+  return {
+    flags: { ...flags, endpoint: embedded.url },
+    env: { ...env, AWS_REGION: env.AWS_REGION || embedded.region },
+    credentials: tokenCredentials(embedded.token),
+  };
+}
+
+export async function openContext(given: CommonFlags, io: OpsIo, log: Logger): Promise<OpsContext & { close(): void }> {
   const counter = new CallCounter();
-  const regions = await chooseRegions(flags, io.env, counter, log);
-  const targets = regions.map((region) => ({ region, ...createAwsClients({ region, endpointUrl: endpointFor(flags, region) }) }));
+  const { flags, env, credentials } = await embeddedTarget(given, io.env, log);
+  const regions = await chooseRegions(flags, env, counter, log, credentials);
+  const targets = regions.map((region) => ({
+    region, ...createAwsClients({ region, endpointUrl: endpointFor(flags, region), ...(credentials && { credentials }) }),
+  }));
   return {
     io,
     cluster: flags.cluster,

@@ -29,6 +29,11 @@ export interface PluginProcess {
   stop(): Promise<void>;
 }
 
+/** A plugin runs on localcloud only when started for development (issue 16, item 6). */
+export function devFlag(env: Record<string, string | undefined>): string[] {
+  return env.STOWAGE_BACKEND === 'local' ? ['--dev'] : [];
+}
+
 function answers(socket: string): Promise<boolean> {
   return new Promise((resolve) => {
     const req = http.request({ socketPath: socket, path: '/VolumeDriver.Capabilities', method: 'POST' }, (res) => {
@@ -58,8 +63,9 @@ export async function startPluginProcess(env: Record<string, string>): Promise<P
   let child: ChildProcess;
 
   const launch = async (): Promise<void> => {
-    child = spawn('setpriv', ['--pdeathsig', 'KILL', process.execPath, PLUGIN_MAIN, 'plugin'], {
-      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', STOWAGE_LOG_LEVEL: 'debug', ...env },
+    child = spawn('setpriv', ['--pdeathsig', 'KILL', process.execPath, PLUGIN_MAIN, 'plugin', ...devFlag(env)], {
+      // Any free port for an embedded localcloud: test files run side by side.
+      env: { PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', STOWAGE_LOG_LEVEL: 'debug', STOWAGE_LOCALCLOUD_LISTEN: '127.0.0.1:0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let partial = '';

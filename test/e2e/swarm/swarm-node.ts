@@ -11,7 +11,7 @@ import path from 'node:path';
 import { DOCKER, DOCKERD, type Dockerd } from '../../helpers/dockerd.js';
 import type { RunOptions, RunResult } from '../../helpers/run.js';
 import { PLUGIN_SOCKET_DIR } from '../../helpers/plugin-name.js';
-import { PLUGIN_MAIN } from '../../helpers/plugin-process.js';
+import { devFlag, PLUGIN_MAIN } from '../../helpers/plugin-process.js';
 import { socketAnswers } from '../../../plugin/server.js';
 import { startNodeNamespaces, type NodeNamespaces } from './node-namespaces.js';
 
@@ -67,7 +67,7 @@ export async function startSwarmNode(o: SwarmNodeOptions): Promise<SwarmNode> {
   };
   let plugin: ChildProcess | undefined;
   const startPlugin = async (): Promise<void> => {
-    const [file, ...args] = ns.command([process.execPath, PLUGIN_MAIN, 'plugin'], { net: false, deathSignal: 'KILL' });
+    const [file, ...args] = ns.command([process.execPath, PLUGIN_MAIN, 'plugin', ...devFlag(pluginEnv)], { net: false, deathSignal: 'KILL' });
     plugin = spawnLogged(file!, args, pluginLogFile, pluginEnv);
     // The socket is the node's; from the host it is the same file under the node's plugins folder.
     await waitFor(() => socketAnswers(path.join(ns.pluginsDir, `${PLUGIN_NAME}.sock`)), 15_000, () => `plugin of ${o.name} did not open its socket:\n${tail(pluginLogFile)}`, plugin);

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../../../plugin/config.js';
+import { loadConfig, SETTINGS, type Setting } from '../../../plugin/config.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 const read = (file: string): string => readFileSync(path.join(REPO, file), 'utf8');
@@ -32,9 +32,9 @@ const NOT_SETTINGS = ['STOWAGE_SOCKET'];
 /** Fixed because config.json's PropagatedMount and state mount destination are fixed. */
 const FIXED_PATHS = ['STOWAGE_MOUNT_ROOT', 'STOWAGE_STATE_DIR'];
 
-/** The variables loadConfig reads, from its source: a setting added there must be added here. */
+/** The settings the managed plugin offers: every one loadConfig reads (its SETTINGS table) except the development ones. */
 function settingsReadByPlugin(): string[] {
-  return [...new Set([...read('plugin/config.ts').matchAll(/'((?:STOWAGE|AWS)_[A-Z0-9_]+)'/g)].map((m) => m[1]!))];
+  return Object.entries(SETTINGS as Record<string, Setting>).filter(([, s]) => !s.devOnly).map(([name]) => name);
 }
 
 test('every setting the plugin reads is in config.json with a description, and nothing else is', () => {
@@ -42,6 +42,13 @@ test('every setting the plugin reads is in config.json with a description, and n
   expect(read.length).toBeGreaterThan(15);
   expect(config.env.map((e) => e.name).sort()).toEqual(read.sort());
   for (const e of config.env) expect(e.description.length).toBeGreaterThan(10);
+});
+
+test('the managed plugin runs on AWS only: localcloud is a development tool', () => {
+  expect(envByName.has('STOWAGE_BACKEND')).toBe(false);
+  expect(config.env.filter((e) => e.name.startsWith('STOWAGE_LOCALCLOUD'))).toEqual([]);
+  // and the entrypoint does not pass --dev, without which STOWAGE_BACKEND=local is refused
+  expect(config.entrypoint).not.toContain('--dev');
 });
 
 test('every setting is settable except the paths config.json fixes', () => {
@@ -54,7 +61,7 @@ test('the defaults are a valid production configuration', () => {
   const loaded = loadConfig(defaults);
   expect(loaded).toMatchObject({ backend: 'aws', cluster: 'default', defaultBacking: 'shared', mountTimeoutMs: 100_000 });
   // Shipped empty: region and identity come from instance metadata, the endpoints from the SDK.
-  for (const name of ['AWS_REGION', 'AWS_ENDPOINT_URL', 'STOWAGE_INSTANCE_ID', 'STOWAGE_AZ', 'STOWAGE_LOCALCLOUD_URL']) {
+  for (const name of ['AWS_REGION', 'AWS_ENDPOINT_URL', 'STOWAGE_INSTANCE_ID', 'STOWAGE_AZ']) {
     expect(defaults[name]).toBe('');
   }
 });
