@@ -24,6 +24,9 @@ export interface MountEntry {
   options: string;
 }
 
+/** Per-mount flags a bind mount can carry. */
+export type BindFlag = 'nosuid' | 'nodev' | 'noexec' | 'ro';
+
 /** `nfs4`: the kernel's client; `efs`: the EFS mount helper. */
 export type NfsMountType = 'nfs4' | 'efs';
 
@@ -54,8 +57,11 @@ export interface Host {
   fsck(device: string, fs: Filesystem): Promise<void>;
   /** Mounts a block device (creating the target folder); xfs gets `nouuid` (restored copies share a UUID). */
   mount(device: string, target: string, fs: Filesystem, options: readonly string[]): Promise<void>;
-  /** Bind-mounts a folder (an emulated EFS/NFS export where the kernel has no NFS client). */
-  bindMount(source: string, target: string): Promise<void>;
+  /**
+   * Bind-mounts a folder (an emulated EFS/NFS export where the kernel has no NFS client) with the
+   * per-mount `flags` (default `nosuid,nodev`: a share is never trusted with devices or set-id files).
+   */
+  bindMount(source: string, target: string, flags?: readonly BindFlag[]): Promise<void>;
   /**
    * Mounts an NFS export. `efs` goes through the EFS mount helper (amazon-efs-utils: TLS, access
    * points), whose source is `fs-id:/path`.

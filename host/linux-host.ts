@@ -169,7 +169,7 @@ export function createLinuxHost(options: LinuxHostOptions): Host {
       log.info({ device, target, fs, options: opts }, 'mounted');
     },
 
-    async bindMount(source, target) {
+    async bindMount(source, target, flags = ['nosuid', 'nodev']) {
       requireAbsolute(source, 'bind source');
       requireAbsolute(target, 'mount point');
       const from = await stat(source).catch((err: unknown) => {
@@ -183,7 +183,14 @@ export function createLinuxHost(options: LinuxHostOptions): Host {
       };
       if (await alreadyMounted(target, source, sameAsSource)) return;
       await exec('mount', ['--bind', source, target]);
-      log.info({ source, target }, 'bind-mounted');
+      // A bind mount takes per-mount flags only through a remount of itself.
+      if (flags.length > 0) {
+        await exec('mount', ['-o', `remount,bind,${checkOptions(flags).join(',')}`, target]).catch(async (err: unknown) => {
+          await exec('umount', [target]).catch(() => undefined);
+          throw err;
+        });
+      }
+      log.info({ source, target, flags }, 'bind-mounted');
     },
 
     async mountNfs(source, target, mountOptions, type = 'nfs4') {

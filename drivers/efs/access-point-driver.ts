@@ -4,8 +4,8 @@ import type { OperationContext } from '../../core/context.js';
 import { PendingError, VolumeNotFoundError } from '../../core/errors.js';
 import type { VolumeOptions } from '../../core/volume-options.js';
 import { delay } from '../../core/delay.js';
-import { EFS_NFS_OPTIONS } from '../shared/mounter.js';
-import { onRemoveStatus, type ShareBackingDeps, type ShareRef } from '../shared/share-driver.js';
+import { EFS_NFS_OPTIONS, VOLUME_FLAGS } from '../shared/mounter.js';
+import { onRemoveStatus, releaseEverywhere, retireUnheld, type ShareBackingDeps, type ShareRef } from '../shared/share-driver.js';
 import { VolumeFolders } from '../shared/volume-folders.js';
 import { unmountShare } from '../shared/volume-mounts.js';
 import type { AccessPoints, VolumeAccessPoint } from './access-points.js';
@@ -65,8 +65,7 @@ export class AccessPointDriver implements Driver {
   async remove(name: string, ctx: OperationContext): Promise<void> {
     const { share, ap } = await this.locate(name, ctx);
     // Data first: a Remove that fails after it is retried and finds the access point still there.
-    const root = await this.deps.roots.open(share.key, () => this.deps.mountTargets.source(share.key, '/', ctx), ctx.log);
-    const keptAt = await new VolumeFolders(root, this.deps.cluster).retire(name, this.deps.sharedDelete);
+    const keptAt = await retireUnheld(this.deps, await this.folders(share, ctx), name, ctx);
     await this.deps.accessPoints.delete(share.key, ap.id, ctx);
     ctx.log.info({ ...share.status, accessPoint: ap.id, ...(keptAt && { keptAt }) }, keptAt ? 'access point deleted; its data is kept (STOWAGE_SHARED_DELETE is off)' : 'access point deleted with its data');
   }
@@ -75,17 +74,32 @@ export class AccessPointDriver implements Driver {
     const { share, ap } = await this.available(name, ctx);
     const server = await this.deps.mountTargets.inZone(share.key, ctx);
     const target = this.mountpointOf(name);
-    await this.deps.mounter.mount(
-      { server, path: '/', options: EFS_NFS_OPTIONS, accessPoint: { id: ap.id, fileSystemId: ap.fileSystemId, rootDirectory: ap.rootDirectory } },
-      target,
-      ctx.log,
-    );
+    const folders = await this.folders(share, ctx);
+    // Recorded before the mount: a Remove elsewhere that misses the record finds the name gone.
+    await this.deps.holders.hold(folders, name, ctx.log);
+    try {
+      await this.deps.mounter.mount(
+        { server, path: '/', options: [...EFS_NFS_OPTIONS, ...VOLUME_FLAGS], accessPoint: { id: ap.id, fileSystemId: ap.fileSystemId, rootDirectory: ap.rootDirectory } },
+        target,
+        ctx.log,
+      );
+    } catch (err) {
+      if (!(await this.deps.host.mountAt(target))) await this.deps.holders.release(folders, name).catch(() => undefined);
+      throw err;
+    }
     ctx.log.info({ ...share.status, accessPoint: ap.id, server, target }, 'shared volume mounted through its access point');
     return target;
   }
 
   async unmount(name: string, ctx: OperationContext): Promise<void> {
     await unmountShare(this.deps.host, this.mountpointOf(name), ctx.deadline, ctx.log);
+    await releaseEverywhere(this.shares.map((share) => () => this.folders(share, ctx)), this.deps.holders, name, ctx);
+  }
+
+  /** The file system's root, mounted for management: kept data and holder records live there. */
+  private async folders(share: ShareRef, ctx: OperationContext): Promise<VolumeFolders> {
+    const root = await this.deps.roots.open(share.key, () => this.deps.mountTargets.source(share.key, '/', ctx), ctx.log);
+    return new VolumeFolders(root, this.deps.cluster);
   }
 
   private async locate(name: string, ctx: OperationContext): Promise<{ share: ShareRef; ap: VolumeAccessPoint }> {

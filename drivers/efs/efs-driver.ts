@@ -6,6 +6,7 @@ import type { Driver } from '../driver.js';
 import type { Mounter } from '../shared/mounter.js';
 import { ShareDriver, type SharedDriver } from '../shared/share-driver.js';
 import { ShareRoots } from '../shared/share-roots.js';
+import { Holders, type HolderTiming } from '../shared/volume-holders.js';
 import { AccessPointDriver } from './access-point-driver.js';
 import { AccessPoints } from './access-points.js';
 import { efsDirectoryLocator } from './directory-locator.js';
@@ -26,6 +27,9 @@ export interface EfsDriverDeps {
   /** STOWAGE_EFS_MODE */
   mode: 'directory' | 'accesspoint';
   sharedDelete: boolean;
+  /** This node's name in the holder records on the shares: its instance id (default: the host name). */
+  node?: string;
+  holderTiming?: HolderTiming;
   pollInitialMs?: number;
   cacheTtlMs?: number;
   now?: () => number;
@@ -35,7 +39,8 @@ export interface EfsDriverDeps {
 export function createEfsDriver(deps: EfsDriverDeps): SharedDriver {
   const mountTargets = new MountTargets({ efs: deps.efs, counter: deps.counter, zone: deps.zone, ...(deps.pollInitialMs !== undefined && { pollInitialMs: deps.pollInitialMs }) });
   const roots = new ShareRoots({ mounter: deps.mounter, host: deps.host, mountRoot: deps.mountRoot });
-  const common = { host: deps.host, mounter: deps.mounter, roots, cluster: deps.cluster, mountRoot: deps.mountRoot, sharedDelete: deps.sharedDelete };
+  const holders = new Holders({ ...(deps.node !== undefined && { node: deps.node }), ...(deps.holderTiming && { timing: deps.holderTiming }) });
+  const common = { host: deps.host, mounter: deps.mounter, roots, holders, cluster: deps.cluster, mountRoot: deps.mountRoot, sharedDelete: deps.sharedDelete };
   const driver: Driver =
     deps.mode === 'accesspoint'
       ? new AccessPointDriver({
@@ -51,5 +56,5 @@ export function createEfsDriver(deps: EfsDriverDeps): SharedDriver {
           ...(deps.cacheTtlMs !== undefined && { cacheTtlMs: deps.cacheTtlMs }),
           ...(deps.now && { now: deps.now }),
         });
-  return Object.assign(driver, { close: (log: Logger) => roots.close(log) });
+  return Object.assign(driver, { close: (log: Logger) => (holders.stop(), roots.close(log)) });
 }

@@ -7,6 +7,7 @@ import type { Logger } from '../../core/log.js';
 import { PLAIN_NFS_OPTIONS, type Mounter } from '../shared/mounter.js';
 import { ShareDriver, type SharedDriver, type ShareLocator, type ShareRef } from '../shared/share-driver.js';
 import { ShareRoots } from '../shared/share-roots.js';
+import { Holders, type HolderTiming } from '../shared/volume-holders.js';
 
 export interface NfsDriverDeps {
   host: Host;
@@ -16,6 +17,9 @@ export interface NfsDriverDeps {
   /** Where the shares this node was given are remembered across restarts. */
   stateDir: string;
   sharedDelete: boolean;
+  /** This node's name in the holder records on the shares: its instance id (default: the host name). */
+  node?: string;
+  holderTiming?: HolderTiming;
   log: Logger;
   cacheTtlMs?: number;
 }
@@ -64,9 +68,10 @@ export async function createNfsDriver(deps: NfsDriverDeps): Promise<SharedDriver
     },
   };
   const roots = new ShareRoots({ mounter: deps.mounter, host: deps.host, mountRoot: deps.mountRoot });
+  const holders = new Holders({ ...(deps.node !== undefined && { node: deps.node }), ...(deps.holderTiming && { timing: deps.holderTiming }) });
   const driver = new ShareDriver({
-    locator, roots, mounter: deps.mounter, host: deps.host, cluster: deps.cluster, mountRoot: deps.mountRoot, sharedDelete: deps.sharedDelete,
+    locator, roots, holders, mounter: deps.mounter, host: deps.host, cluster: deps.cluster, mountRoot: deps.mountRoot, sharedDelete: deps.sharedDelete,
     ...(deps.cacheTtlMs !== undefined && { cacheTtlMs: deps.cacheTtlMs }),
   });
-  return Object.assign(driver, { close: (log: Logger) => roots.close(log) });
+  return Object.assign(driver, { close: (log: Logger) => (holders.stop(), roots.close(log)) });
 }

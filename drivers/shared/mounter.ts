@@ -10,6 +10,19 @@ export const EFS_NFS_OPTIONS: readonly string[] = ['nfsvers=4.1', 'rsize=1048576
  */
 export const PLAIN_NFS_OPTIONS: readonly string[] = ['hard', 'timeo=600', 'retrans=2'];
 
+/**
+ * Per-mount flags of everything mounted from a share: whoever can write to the share must not get
+ * a device node or a set-id program honoured on this node. The management mount (a share's root,
+ * where only Stowage reads and writes) runs nothing either.
+ */
+export const VOLUME_FLAGS: readonly string[] = ['nosuid', 'nodev'];
+export const SHARE_ROOT_FLAGS: readonly string[] = [...VOLUME_FLAGS, 'noexec'];
+
+/** `source` with `flags` added to its mount options. */
+export function withFlags(source: ShareSource, flags: readonly string[]): ShareSource {
+  return { ...source, options: [...source.options, ...flags.filter((f) => !source.options.includes(f))] };
+}
+
 /** An EFS access point: the mount helper enters it; a bind-mounting mounter needs its root folder. */
 export interface AccessPointRef {
   id: string;

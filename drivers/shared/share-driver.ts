@@ -1,13 +1,15 @@
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Driver, VolumeInfo } from '../driver.js';
 import type { OperationContext } from '../../core/context.js';
 import type { Host } from '../../host/host.js';
-import { VolumeNotFoundError } from '../../core/errors.js';
+import { DataSafetyError, VolumeNotFoundError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { Backing, VolumeOptions } from '../../core/volume-options.js';
-import type { Mounter, ShareSource } from './mounter.js';
+import { VOLUME_FLAGS, withFlags, type Mounter, type ShareSource } from './mounter.js';
 import type { ShareRoots } from './share-roots.js';
-import { VolumeFolders, removedPath, volumePath, type FolderVolume } from './volume-folders.js';
+import { VolumeFolders, removedPath, volumePath, type FolderIdentity, type FolderVolume } from './volume-folders.js';
+import type { Holders } from './volume-holders.js';
 import { unmountShare } from './volume-mounts.js';
 
 /** One share volumes live on: an EFS file system, or an NFS export. */
@@ -40,6 +42,8 @@ export interface ShareBackingDeps {
   mountRoot: string;
   /** STOWAGE_SHARED_DELETE: Remove deletes the data; else it is kept under `.removed/`. */
   sharedDelete: boolean;
+  /** Which nodes mount which volume, on the shares themselves. */
+  holders: Holders;
 }
 
 export interface ShareDriverDeps extends ShareBackingDeps {
@@ -105,23 +109,49 @@ export class ShareDriver implements Driver {
 
   async remove(name: string, ctx: OperationContext): Promise<void> {
     const { share, folders } = await this.locate(name, ctx);
-    const keptAt = await folders.retire(name, this.deps.sharedDelete);
+    const keptAt = await retireUnheld(this.deps, folders, name, ctx);
     this.listings.delete(share.key);
     if (keptAt) ctx.log.info({ ...share.status, keptAt }, 'volume removed; its data is kept (STOWAGE_SHARED_DELETE is off)');
     else ctx.log.info({ ...share.status }, 'volume removed with its data');
   }
 
   async mount(name: string, ctx: OperationContext): Promise<string> {
-    const { share } = await this.locate(name, ctx);
-    const source = await this.deps.locator.source(share, volumePath(this.deps.cluster, name), ctx);
+    const { share, folders } = await this.locate(name, ctx);
     const target = this.mountpointOf(name);
-    await this.deps.mounter.mount(source, target, ctx.log);
-    ctx.log.info({ ...share.status, server: source.server, path: source.path, target }, 'shared volume mounted');
+    // Recorded before the mount: a Remove elsewhere that misses the record finds the name gone.
+    await this.deps.holders.hold(folders, name, ctx.log);
+    try {
+      const expected = await folders.identity(name);
+      if (!expected) throw new VolumeNotFoundError(name, { backing: this.backing });
+      const source = withFlags(await this.deps.locator.source(share, volumePath(this.deps.cluster, name), ctx), VOLUME_FLAGS);
+      await this.deps.mounter.mount(source, target, ctx.log);
+      await this.checkMounted(name, target, expected, ctx);
+      ctx.log.info({ ...share.status, server: source.server, path: source.path, target }, 'shared volume mounted');
+    } catch (err) {
+      if (!(await this.deps.host.mountAt(target))) await this.deps.holders.release(folders, name).catch(() => undefined);
+      throw err;
+    }
     return target;
   }
 
   async unmount(name: string, ctx: OperationContext): Promise<void> {
     await unmountShare(this.deps.host, this.mountpointOf(name), ctx.deadline, ctx.log);
+    await releaseEverywhere(this.deps.locator.known().map((share) => () => this.folders(share, ctx)), this.deps.holders, name, ctx);
+  }
+
+  /**
+   * The mount resolved `/stowage/<cluster>/<name>` by its path once more; a link swapped in after
+   * the check would have led elsewhere. What is mounted must be the directory checked through the
+   * share's root (the NFS client shares one superblock per server, so device numbers compare).
+   */
+  private async checkMounted(name: string, target: string, expected: FolderIdentity, ctx: OperationContext): Promise<void> {
+    const got = await stat(target);
+    if (got.dev === expected.dev && got.ino === expected.ino) return;
+    await unmountShare(this.deps.host, target, ctx.deadline, ctx.log);
+    throw new DataSafetyError(
+      `the mount of ${volumePath(this.deps.cluster, name)} is not the volume's directory on the share (it changed while mounting: a planted link?); unmounted it`,
+      { volume: name, target },
+    );
   }
 
   private async locate(name: string, ctx: OperationContext): Promise<{ share: ShareRef; folders: VolumeFolders }> {
@@ -150,8 +180,14 @@ export class ShareDriver implements Driver {
   private listing(share: ShareRef, ctx: OperationContext): Promise<FolderVolume[]> {
     const cached = this.listings.get(share.key);
     if (cached && this.now() - cached.at < (this.deps.cacheTtlMs ?? 5000)) return cached.volumes;
-    const volumes = this.foldersOrNothing(share, ctx).then((f) => f?.list() ?? []);
-    volumes.catch(() => this.listings.delete(share.key));
+    const volumes = this.foldersOrNothing(share, ctx)
+      .then((f) => f?.list() ?? [])
+      .catch((err: unknown) => {
+        // A share whose cluster folder is refused (a planted link) hides its volumes, like an unreachable one.
+        ctx.log.warn({ err, ...share.status }, 'cannot list the volumes on this share');
+        this.listings.delete(share.key);
+        return [];
+      });
     this.listings.set(share.key, { at: this.now(), volumes });
     return volumes;
   }
@@ -166,5 +202,26 @@ export class ShareDriver implements Driver {
       // Create repeating the original options must not be refused for that.
       options: { ...share.options },
     };
+  }
+}
+
+/**
+ * Remove's part that is the same for every shared backing: refused while another node holds the
+ * volume, checked again once the name is free (a Mount that started meanwhile puts it back).
+ */
+export async function retireUnheld(deps: Pick<ShareBackingDeps, 'holders' | 'sharedDelete'>, folders: VolumeFolders, name: string, ctx: OperationContext): Promise<string | undefined> {
+  const check = (): Promise<void> => deps.holders.check(folders, name, ctx.deadline, ctx.log);
+  await check();
+  const keptAt = await folders.retire(name, deps.sharedDelete, check);
+  await deps.holders.forget(folders, name);
+  return keptAt;
+}
+
+/** After an unmount: this node's record goes from whichever share holds it; a failure only warns (the mount is gone). */
+export async function releaseEverywhere(shares: (() => Promise<VolumeFolders>)[], holders: Holders, name: string, ctx: OperationContext): Promise<void> {
+  for (const open of shares) {
+    await open()
+      .then((folders) => holders.release(folders, name))
+      .catch((err: unknown) => ctx.log.warn({ err }, 'cannot clear this node\'s holder record; other nodes will see it go stale'));
   }
 }

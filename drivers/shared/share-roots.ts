@@ -2,7 +2,7 @@ import { rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Host } from '../../host/host.js';
 import type { Logger } from '../../core/log.js';
-import type { Mounter, ShareSource } from './mounter.js';
+import { SHARE_ROOT_FLAGS, withFlags, type Mounter, type ShareSource } from './mounter.js';
 import { unmountShare } from './volume-mounts.js';
 
 /**
@@ -23,7 +23,7 @@ export class ShareRoots {
     if (!opening) {
       const target = join(this.deps.mountRoot, '.shares', key);
       opening = source().then(async (s) => {
-        await this.deps.mounter.mount(s, target, log);
+        await this.deps.mounter.mount(withFlags(s, SHARE_ROOT_FLAGS), target, log);
         log.info({ share: key, target }, 'share root mounted for volume management');
         return target;
       });

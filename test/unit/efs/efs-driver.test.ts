@@ -25,6 +25,11 @@ import { RecordingHost } from './recording-host.js';
 const FS = 'fs-0123456789abcdef0';
 const MAXIO = 'fs-0fedcba9876543210';
 const EFS_OPTIONS = ['nfsvers=4.1', 'rsize=1048576', 'wsize=1048576', 'hard', 'timeo=600', 'retrans=2', 'noresvport'];
+/** A share's root is mounted for management only; a volume may run programs, never set-id ones or devices. */
+const ROOT_OPTIONS = [...EFS_OPTIONS, 'nosuid', 'nodev', 'noexec'];
+const VOLUME_OPTIONS = [...EFS_OPTIONS, 'nosuid', 'nodev'];
+const ROOT_FLAGS = ['nosuid', 'nodev', 'noexec'];
+const VOLUME_FLAGS = ['nosuid', 'nodev'];
 const SHARED: VolumeOptions = {
   backing: 'shared', size: 10, ebstype: 'gp3', encrypted: true, fs: 'ext4', mountopts: [], perfmode: 'generalpurpose', uid: 1000, gid: 2000, mode: '0750',
 };
@@ -77,7 +82,7 @@ describe('directory mode', () => {
   test('Create mounts the file system root once through this zone\'s mount target and makes /stowage/<cluster>/<name> with uid, gid, mode', async () => {
     await driver.create('v1', SHARED, ctx('v1'));
     await driver.create('v2', { ...SHARED, uid: 0, gid: 0, mode: '0777' }, ctx('v2'));
-    expect(host.nfsMounts).toEqual([{ source: '10.0.2.10:/', target: join(mountRoot, '.shares', FS), options: EFS_OPTIONS, type: 'nfs4' }]);
+    expect(host.nfsMounts).toEqual([{ source: '10.0.2.10:/', target: join(mountRoot, '.shares', FS), options: ROOT_OPTIONS, type: 'nfs4' }]);
     const st = await stat(join(mountRoot, '.shares', FS, 'stowage/c1/v1'));
     expect([st.uid, st.gid, (st.mode & 0o7777).toString(8)]).toEqual([1000, 2000, '750']);
     expect(((await stat(join(mountRoot, '.shares', FS, 'stowage/c1/v2'))).mode & 0o7777).toString(8)).toBe('777');
@@ -89,7 +94,7 @@ describe('directory mode', () => {
   test('Mount mounts the volume\'s subdirectory over NFS 4.1 with AWS\'s options, exactly', async () => {
     await driver.create('v1', SHARED, ctx('v1'));
     expect(await driver.mount('v1', ctx('v1'))).toBe(join(mountRoot, 'v1'));
-    expect(host.nfsMounts.at(-1)).toEqual({ source: '10.0.2.10:/stowage/c1/v1', target: join(mountRoot, 'v1'), options: EFS_OPTIONS, type: 'nfs4' });
+    expect(host.nfsMounts.at(-1)).toEqual({ source: '10.0.2.10:/stowage/c1/v1', target: join(mountRoot, 'v1'), options: VOLUME_OPTIONS, type: 'nfs4' });
   });
 
   test('the mount target is the one in this node\'s zone, whatever the order EFS lists them in', async () => {
@@ -237,12 +242,13 @@ describe('access point mode', () => {
     expect(counter.count('CreateAccessPoint')).toBe(1);
   });
 
-  test('Mount goes through the EFS mount helper: mount -t efs -o tls,accesspoint=…,mounttargetip=<this zone> fs:/', async () => {
+  test('Mount goes through the EFS mount helper: mount -t efs -o tls,accesspoint=…,mounttargetip=<this zone> fs:/, after the holder record on the root', async () => {
     efsMock.on(DescribeAccessPointsCommand).resolvesOnce({ AccessPoints: [described('creating')] }).resolves({ AccessPoints: [described()] });
     await driver.mount('v1', ctx('v1'));
-    expect(host.nfsMounts).toEqual([{
+    const root = join(mountRoot, '.shares', FS);
+    expect(host.nfsMounts).toEqual([{ source: '10.0.2.10:/', target: root, options: ROOT_OPTIONS, type: 'nfs4' }, {
       source: `${FS}:/`, target: join(mountRoot, 'v1'), type: 'efs',
-      options: ['tls', `accesspoint=${AP}`, 'mounttargetip=10.0.2.10', ...EFS_OPTIONS],
+      options: ['tls', `accesspoint=${AP}`, 'mounttargetip=10.0.2.10', ...VOLUME_OPTIONS],
     }]);
     // creating → available: asked again after a pause
     expect(counter.count('DescribeAccessPoints')).toBe(2);
@@ -252,7 +258,7 @@ describe('access point mode', () => {
     efsMock.on(DescribeAccessPointsCommand).resolves({ AccessPoints: [described()] });
     efsMock.on(DeleteAccessPointCommand).rejects(efsError('AccessPointNotFound', 404));
     await driver.remove('v1', ctx('v1'));
-    expect(host.nfsMounts).toEqual([{ source: '10.0.2.10:/', target: join(mountRoot, '.shares', FS), options: EFS_OPTIONS, type: 'nfs4' }]);
+    expect(host.nfsMounts).toEqual([{ source: '10.0.2.10:/', target: join(mountRoot, '.shares', FS), options: ROOT_OPTIONS, type: 'nfs4' }]);
     expect(efsMock.commandCalls(DeleteAccessPointCommand).map((c) => c.args[0].input)).toEqual([{ AccessPointId: AP }]);
   });
 });

@@ -34,8 +34,8 @@ test('a directory per volume under the export, mounted with the plain NFS option
   expect(await driver.mount('web', ctx('web'))).toBe(join(dir, 'mnt', 'web'));
   const rootKey = host.nfsMounts[0]!.target;
   expect(host.nfsMounts).toEqual([
-    { source: 'nas.example.internal:/exports/docker', target: rootKey, options: PLAIN, type: 'nfs4' },
-    { source: 'nas.example.internal:/exports/docker/stowage/c1/web', target: join(dir, 'mnt', 'web'), options: PLAIN, type: 'nfs4' },
+    { source: 'nas.example.internal:/exports/docker', target: rootKey, options: [...PLAIN, 'nosuid', 'nodev', 'noexec'], type: 'nfs4' },
+    { source: 'nas.example.internal:/exports/docker/stowage/c1/web', target: join(dir, 'mnt', 'web'), options: [...PLAIN, 'nosuid', 'nodev'], type: 'nfs4' },
   ]);
   expect(rootKey.startsWith(join(dir, 'mnt', '.shares', 'nfs-'))).toBe(true);
   const st = await stat(join(rootKey, 'stowage/c1/web'));
