@@ -112,8 +112,8 @@ async function planRemovedShares(ctx: OpsContext, args: ParsedArgs): Promise<{ a
   const root = args.flags.get('shared-root');
   if (root === undefined) return { actions: [], apply: async () => undefined };
   if (root === true || !path.isAbsolute(root)) throw new UsageError('--shared-root takes the absolute path where the share is mounted');
-  const daysText = String(args.flags.get('removed-days') ?? '7');
-  if (!/^[0-9]{1,5}$/.test(daysText)) throw new UsageError(`--removed-days ${JSON.stringify(daysText)}: a whole number of days`);
+  const daysText = String(args.flags.get('removed-days') ?? ctx.io.env.STOWAGE_SHARED_KEEP_DAYS ?? '30');
+  if (!/^[0-9]{1,5}$/.test(daysText)) throw new UsageError(`--removed-days (or STOWAGE_SHARED_KEEP_DAYS) ${JSON.stringify(daysText)}: a whole number of days`);
   const found = await removedShares(root, ctx.cluster, Number(daysText));
   const byPath = new Map(found.map((f) => [f.path, f]));
   return {
@@ -136,7 +136,8 @@ and any snapshot a volume's tags point at), failed snapshots and access points, 
 terminated instances. Dry run by default. Touches only resources with the cluster's tag.
 --retain defaults to STOWAGE_SNAPSHOT_RETAIN, else 1. With --shared-root (where an EFS file system
 or NFS export is mounted, e.g. /mnt/stowage/.shares/fs-…), also the data that Remove kept aside
-for removed shared volumes, once older than --removed-days (default 7).
+for removed shared volumes, once removed longer than --removed-days ago (default
+STOWAGE_SHARED_KEEP_DAYS, else 30), by the removal time recorded in each entry's name.
 
 Examples:
   stowage gc --all-regions                 # what would go

@@ -156,6 +156,43 @@ export class VolumeFolders {
   }
 }
 
+/** Data Remove kept aside, by the removal time its name records. */
+export interface KeptData {
+  entry: string;
+  name: string;
+  removedAt: Date;
+}
+
+/** What Remove kept aside on one share, for gc: listed and deleted without following any link. */
+export class KeptFolders {
+  private readonly folders: VolumeFolders;
+
+  constructor(root: string, cluster: string) {
+    this.folders = new VolumeFolders(root, cluster);
+  }
+
+  /** Entries whose name is not one Remove makes are not ours and are left alone. */
+  async list(): Promise<KeptData[]> {
+    const found = await this.folders.inCluster(false, async (cluster) => {
+      const removed = await cluster.child(REMOVED_DIR);
+      if (!removed) return [];
+      const entries = await using(removed, (r) => r.entries());
+      return entries.flatMap((e) => {
+        const parsed = parseKeptEntry(e.name);
+        return parsed ? [{ entry: e.name, ...parsed }] : [];
+      });
+    });
+    return (found ?? []).sort((a, b) => a.entry.localeCompare(b.entry));
+  }
+
+  async delete(entry: string): Promise<void> {
+    await this.folders.inCluster(false, async (cluster) => {
+      const removed = await cluster.child(REMOVED_DIR);
+      if (removed) await using(removed, (r) => r.removeTree(entry));
+    });
+  }
+}
+
 async function readIn(cluster: AnchoredDir, name: string): Promise<FolderVolume | undefined> {
   const dir = await cluster.child(name);
   return dir && toVolume(name, await using(dir, (d) => d.stat()));
