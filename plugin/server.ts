@@ -155,29 +155,64 @@ export function createProtocolHandler(volumes: VolumeHandler, log: Logger, track
   }
 }
 
+/** How long a connection may stay silent while nothing is served on it: an idle client must not hold one. */
+const IDLE_MS = 30_000;
+/**
+ * Connections served at once; dockerd keeps one per call in flight, and a Mount may hold its
+ * connection for STOWAGE_MOUNT_TIMEOUT, so this is far above what a busy node's Swarm needs.
+ */
+const MAX_CONNECTIONS = 256;
+
+export interface SocketLimits {
+  idleMs: number;
+  maxConnections: number;
+}
+
 /**
  * Listens on the plugin's unix socket: creates the folder, replaces a stale socket left by a crash
- * (but never one another live plugin serves), and makes it 0660 so only root and the docker group
- * can talk to it.
+ * (but never one another live plugin serves). The socket is 0660 with the plugin's own owner and
+ * group (root:root for the managed plugin, whose only client is dockerd, also root): it is created
+ * that way rather than chmod'ed after, so no other user can connect in between. No docker-group
+ * access: anyone in that group already reaches volumes through dockerd.
+ *
+ * A connection that sends nothing for `idleMs` is closed, unless its request has arrived whole and
+ * is being answered (a Mount may take STOWAGE_MOUNT_TIMEOUT, the other calls their own deadlines); at most
+ * `maxConnections` are open at once, the rest are dropped on arrival.
  */
-export async function listenOnSocket(handler: RequestListener, socketPath: string): Promise<Server> {
+export async function listenOnSocket(handler: RequestListener, socketPath: string, limits: SocketLimits = { idleMs: IDLE_MS, maxConnections: MAX_CONNECTIONS }): Promise<Server> {
   await fs.mkdir(path.dirname(socketPath), { recursive: true, mode: 0o755 });
   if (await socketAnswers(socketPath)) {
     throw new Error(`another process is already serving ${socketPath}`);
   }
   await fs.rm(socketPath, { force: true });
-  const server = createServer(handler);
+  const requests = new WeakMap<net.Socket, IncomingMessage>();
+  const server = createServer((req, res) => {
+    requests.set(req.socket, req);
+    res.once('close', () => requests.delete(req.socket));
+    handler(req, res);
+  });
+  server.timeout = limits.idleMs;
+  // Silence is the client's only while its request is incomplete; once it is whole, the wait is ours.
+  server.on('timeout', (socket: net.Socket) => {
+    if (!requests.get(socket)?.complete) socket.destroy();
+  });
+  server.maxConnections = limits.maxConnections;
+  // These bound the arrival of a request, not its answer (a Mount answers long after its small body).
+  server.headersTimeout = limits.idleMs;
+  server.requestTimeout = limits.idleMs;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(socketPath, () => {
-      server.off('error', reject);
-      resolve();
-    });
+    // listen() binds the socket file synchronously, so the umask covers that file and nothing else.
+    const umask = process.umask(0o117);
+    try {
+      server.listen(socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    } finally {
+      process.umask(umask);
+    }
   });
-  // A Mount may legitimately take up to dockerd's 2 minutes.
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
-  await fs.chmod(socketPath, 0o660);
   return server;
 }
 

@@ -1,8 +1,10 @@
 import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { startPlugin, type RunningPlugin } from '../../../plugin/main.js';
+import { createProtocolHandler, listenOnSocket, type VolumeHandler } from '../../../plugin/server.js';
 import { loadConfig } from '../../../plugin/config.js';
 import { silentLogger } from '../../../core/log.js';
 import { MemoryDriver } from './memory-driver.js';
@@ -154,5 +156,80 @@ describe('protocol server', () => {
     const second = await startPlugin({ config, drivers: [], log: silentLogger });
     expect((await post(staleSocket, '/VolumeDriver.Capabilities', '{}')).status).toBe(200);
     await second.close();
+  });
+});
+
+describe('the socket as a listening surface', () => {
+  const IDLE_MS = 300;
+  let dir: string;
+  let socket: string;
+  let server: http.Server;
+  let mountTakesMs = 0;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'stowage-surface-'));
+    socket = path.join(dir, 'stowage.sock');
+    const volumes = {
+      mount: async () => {
+        await new Promise((resolve) => setTimeout(resolve, mountTakesMs));
+        return '/mnt/test/slow';
+      },
+    } as unknown as VolumeHandler;
+    server = await listenOnSocket(createProtocolHandler(volumes, silentLogger), socket, { idleMs: IDLE_MS, maxConnections: 2 });
+  });
+  afterAll(async () => {
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** A raw connection, and how long after opening it the server closed it. */
+  const connect = async (): Promise<{ conn: net.Socket; closed: Promise<number> }> => {
+    const started = Date.now();
+    const conn = net.connect(socket);
+    const closed = new Promise<number>((resolve) => conn.on('close', () => resolve(Date.now() - started)));
+    conn.on('error', () => undefined);
+    await new Promise((resolve) => conn.once('connect', resolve));
+    return { conn, closed };
+  };
+
+  test('0660, owned by the plugin\'s own user and group', async () => {
+    const st = await stat(socket);
+    expect(st.mode & 0o777).toBe(0o660);
+    expect([st.uid, st.gid]).toEqual([process.getuid!(), process.getgid!()]);
+  });
+
+  test('a connection that sends nothing is closed after the idle time', async () => {
+    const { closed } = await connect();
+    const ms = await closed;
+    expect(ms).toBeGreaterThanOrEqual(IDLE_MS - 50);
+    expect(ms).toBeLessThan(IDLE_MS * 4);
+  });
+
+  test('a connection that stops halfway through its request is closed as well', async () => {
+    const { conn, closed } = await connect();
+    conn.write('POST /VolumeDriver.Mount HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"Name":');
+    expect(await closed).toBeLessThan(IDLE_MS * 4);
+  });
+
+  test('a Mount that takes longer than the idle time keeps its connection and answers', async () => {
+    mountTakesMs = IDLE_MS * 3;
+    try {
+      const reply = await post(socket, '/VolumeDriver.Mount', JSON.stringify({ Name: 'slow', ID: 'a' }));
+      expect([reply.status, JSON.parse(reply.body)]).toEqual([200, { Mountpoint: '/mnt/test/slow', Err: '' }]);
+    } finally {
+      mountTakesMs = 0;
+    }
+  });
+
+  test('connections beyond the bound are dropped on arrival; the server serves again once they go', async () => {
+    const held = [await connect(), await connect()];
+    const third = await connect();
+    expect(await third.closed).toBeLessThan(IDLE_MS / 2);
+    for (const h of held) h.conn.destroy();
+    await Promise.all(held.map((h) => h.closed));
+    expect((await post(socket, '/VolumeDriver.Capabilities', '{}')).status).toBe(200);
   });
 });
