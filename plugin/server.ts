@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import { createServer, type IncomingMessage, type RequestListener, type Server, type ServerResponse } from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { describeError, InvalidRequestError, StowageError } from '../core/errors.js';
+import { describeError, InvalidRequestError, StowageError, VolumeNotFoundError } from '../core/errors.js';
 import { ListReply, protocolVolume } from './list-reply.js';
 import type { Logger } from '../core/log.js';
 import type { RequestTracker } from './metrics.js';
@@ -114,6 +114,11 @@ function isObject(body: unknown): body is Body {
   return typeof body === 'object' && body !== null && !Array.isArray(body);
 }
 
+/** dockerd asks Get before every Create: a name that does not exist yet is the normal case there. */
+function expectedMiss(route: string, err: StowageError): boolean {
+  return route === '/VolumeDriver.Get' && err instanceof VolumeNotFoundError;
+}
+
 /**
  * The docker.volumedriver/1.0 protocol as a node:http request listener; `track` times each
  * request (metrics). Every body is JSON whatever content type dockerd declares.
@@ -148,7 +153,7 @@ export function createProtocolHandler(volumes: VolumeHandler, log: Logger, track
       log.debug({ endpoint: route, volume, ms: Date.now() - started }, 'request served');
     } catch (err) {
       const message = describeError(err);
-      const level = err instanceof StowageError ? 'warn' : 'error';
+      const level = err instanceof StowageError ? (expectedMiss(route, err) ? 'debug' : 'warn') : 'error';
       log[level]({ endpoint: route, volume, ms: Date.now() - started, err: err instanceof StowageError ? undefined : err, kind: (err as StowageError).kind }, message);
       reply(res, 500, { Err: message });
     }

@@ -26,6 +26,10 @@ export function checkMountId(id: unknown): string {
   return id;
 }
 
+function hasBacking(rawOptions: unknown): boolean {
+  return typeof rawOptions === 'object' && rawOptions !== null && 'backing' in rawOptions;
+}
+
 export interface VolumeServiceDeps {
   drivers: Driver[];
   refcounts: RefcountStore;
@@ -91,6 +95,13 @@ export class VolumeService {
       const driver = this.driverFor(parsed.options.backing);
       await driver.create(name, parsed.options, ctx);
       log.info({ backing: parsed.options.backing }, 'volume created');
+      if (!hasBacking(rawOptions)) {
+        // Cloudstor's default, kept for compatibility, surprises whoever wanted a disk of their own.
+        log.warn(
+          { backing: parsed.options.backing },
+          `volume ${name} was created without a backing option, so it is ${parsed.options.backing} (STOWAGE_DEFAULT_BACKING); for a disk that follows its task, create it with --opt backing=relocatable`,
+        );
+      }
     }, ctx.deadline);
   }
 
@@ -236,7 +247,8 @@ export class VolumeService {
       name: info.name,
       mountpoint: held?.mountpoint,
       createdAt: info.createdAt,
-      status: held ? { ...info.status, mountedHere: true, references: held.ids.length } : info.status,
+      // Always named: a volume made without `backing` is shared, which its owner may not expect.
+      status: { backing: info.backing, ...info.status, ...(held && { mountedHere: true, references: held.ids.length }) },
     };
     this.views.set(info.name, { info, view });
     return view;

@@ -48,11 +48,11 @@ describe('protocol server', () => {
   test('the volume lifecycle through every endpoint', async () => {
     expect((await call('/VolumeDriver.Create', { Name: 'db', Opts: { size: '5' } })).json).toEqual({ Err: '' });
     const got = await call('/VolumeDriver.Get', { Name: 'db' });
-    expect(got.json).toEqual({ Volume: { Name: 'db', CreatedAt: '2026-11-26T07:00:00.000Z', Status: { size: 5 } }, Err: '' });
+    expect(got.json).toEqual({ Volume: { Name: 'db', CreatedAt: '2026-11-26T07:00:00.000Z', Status: { backing: 'relocatable', size: 5 } }, Err: '' });
     expect(Number.isNaN(Date.parse(got.json.Volume.CreatedAt))).toBe(false);
     expect((await call('/VolumeDriver.Mount', { Name: 'db', ID: 'abc' })).json).toEqual({ Mountpoint: '/mnt/test/db', Err: '' });
     expect((await call('/VolumeDriver.Path', { Name: 'db' })).json).toEqual({ Mountpoint: '/mnt/test/db', Err: '' });
-    expect((await call('/VolumeDriver.List', {})).json).toEqual({ Volumes: [{ Name: 'db', Mountpoint: '/mnt/test/db', CreatedAt: '2026-11-26T07:00:00.000Z', Status: { size: 5, mountedHere: true, references: 1 } }], Err: '' });
+    expect((await call('/VolumeDriver.List', {})).json).toEqual({ Volumes: [{ Name: 'db', Mountpoint: '/mnt/test/db', CreatedAt: '2026-11-26T07:00:00.000Z', Status: { backing: 'relocatable', size: 5, mountedHere: true, references: 1 } }], Err: '' });
     expect((await call('/VolumeDriver.Unmount', { Name: 'db', ID: 'abc' })).json).toEqual({ Err: '' });
     expect((await call('/VolumeDriver.Remove', { Name: 'db' })).json).toEqual({ Err: '' });
   });
@@ -86,14 +86,14 @@ describe('protocol server', () => {
   test('List follows a mount and an unmount of a volume it listed before', async () => {
     const listed = async () => (await call('/VolumeDriver.List', {})).json.Volumes as Array<Record<string, unknown>>;
     await call('/VolumeDriver.Create', { Name: 'listed' });
-    expect((await listed()).find((v) => v.Name === 'listed')).toEqual({ Name: 'listed', CreatedAt: '2026-11-26T07:00:00.000Z', Status: { size: 10 } });
+    expect((await listed()).find((v) => v.Name === 'listed')).toEqual({ Name: 'listed', CreatedAt: '2026-11-26T07:00:00.000Z', Status: { backing: 'relocatable', size: 10 } });
     await call('/VolumeDriver.Mount', { Name: 'listed', ID: 'one' });
     await call('/VolumeDriver.Mount', { Name: 'listed', ID: 'two' });
-    expect((await listed()).find((v) => v.Name === 'listed')).toEqual({ Name: 'listed', Mountpoint: '/mnt/test/listed', CreatedAt: '2026-11-26T07:00:00.000Z', Status: { size: 10, mountedHere: true, references: 2 } });
+    expect((await listed()).find((v) => v.Name === 'listed')).toEqual({ Name: 'listed', Mountpoint: '/mnt/test/listed', CreatedAt: '2026-11-26T07:00:00.000Z', Status: { backing: 'relocatable', size: 10, mountedHere: true, references: 2 } });
     await call('/VolumeDriver.Unmount', { Name: 'listed', ID: 'one' });
     expect((await listed()).find((v) => v.Name === 'listed')).toMatchObject({ Status: { references: 1 } });
     await call('/VolumeDriver.Unmount', { Name: 'listed', ID: 'two' });
-    expect((await listed()).find((v) => v.Name === 'listed')).toEqual({ Name: 'listed', CreatedAt: '2026-11-26T07:00:00.000Z', Status: { size: 10 } });
+    expect((await listed()).find((v) => v.Name === 'listed')).toEqual({ Name: 'listed', CreatedAt: '2026-11-26T07:00:00.000Z', Status: { backing: 'relocatable', size: 10 } });
     await call('/VolumeDriver.Remove', { Name: 'listed' });
     expect((await listed()).find((v) => v.Name === 'listed')).toBeUndefined();
   });
