@@ -1,8 +1,9 @@
 import path from 'node:path';
 import { ConfigError } from '../core/errors.js';
-import { BACKINGS, type Backing } from '../core/volume-options.js';
+import { BACKINGS, EBS_LIMITS, type Backing } from '../core/volume-options.js';
 import { isLogLevel } from '../core/log.js';
 import type { Level } from 'pino';
+import type { CostLimits } from './options/relocatable.js';
 
 /** The plugin's settings, read once at start from the environment (`Settable` in config.json). */
 export interface Config {
@@ -34,6 +35,8 @@ export interface Config {
   logFormat: 'json' | 'text' | undefined;
   /** Where an embedded localcloud listens (the `stowage` CLI finds it through STOWAGE_STATE_DIR). */
   localcloudListen: { host: string; port: number };
+  /** STOWAGE_MAX_SIZE_GIB and STOWAGE_MAX_IOPS: what a Create may cost, below EBS's own limits. */
+  cost: CostLimits;
 }
 
 export interface Setting {
@@ -73,7 +76,9 @@ export const SETTINGS = {
   STOWAGE_SHARED_DELETE: { default: 'false', meaning: 'delete a shared volume\'s data at Remove instead of moving it aside: true, false' },
   STOWAGE_LOG_LEVEL: { default: 'info', meaning: 'fatal, error, warn, info, debug or trace' },
   STOWAGE_LOG_FORMAT: { default: '', meaning: 'json or text; empty: text on a terminal, JSON lines otherwise', devOnly: true },
-  STOWAGE_METRICS_ADDR: { default: '', meaning: 'host:port for Prometheus metrics (empty: off)' },
+  STOWAGE_METRICS_ADDR: { default: '', meaning: 'host:port for Prometheus metrics (empty: off; :port is 127.0.0.1 only, name a host for more)' },
+  STOWAGE_MAX_SIZE_GIB: { default: '1024', meaning: 'largest relocatable volume a Create may ask for, in GiB (EBS allows up to 16384, io2 65536)' },
+  STOWAGE_MAX_IOPS: { default: '16000', meaning: 'most provisioned IOPS a Create may ask for (gp3 allows up to 16000, io2 256000)' },
 } as const satisfies Record<string, Setting>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -127,6 +132,13 @@ function duration(env: Env, variable: SettingName, minMs: number, maxMs: number)
   return ms;
 }
 
+/** A bound the operator sets: 1 to max, so that it can never forbid everything by accident as 0 would. */
+function bound(env: Env, variable: SettingName, max: number): number {
+  const value = read(env, variable);
+  if (!/^[1-9][0-9]{0,5}$/.test(value) || Number(value) > max) return fail(variable, value, `a whole number from 1 to ${max}`);
+  return Number(value);
+}
+
 function count(env: Env, variable: SettingName, max: number): number {
   const value = read(env, variable);
   if (!/^[0-9]{1,4}$/.test(value) || Number(value) > max) return fail(variable, value, `a whole number from 0 to ${max}`);
@@ -169,7 +181,8 @@ function listenAddress(env: Env, variable: SettingName): { host: string; port: n
   const m = /^(.*):([0-9]{1,5})$/.exec(value);
   const port = m ? Number(m[2]) : NaN;
   if (!m || port > 65535) return fail(variable, value, 'host:port, such as 127.0.0.1:9337 or :9337');
-  return { host: m[1] === '' ? '0.0.0.0' : m[1]!, port };
+  // A bare :port is loopback: other interfaces only when the operator names one.
+  return { host: m[1] === '' ? '127.0.0.1' : m[1]!, port };
 }
 
 /** Reads and checks every setting; the first bad one stops the start with a ConfigError naming it. */
@@ -222,5 +235,6 @@ export function loadConfig(env: Env = process.env, defaults: { backend?: 'aws' |
     snapshotOnUnmount: flag(env, 'STOWAGE_SNAPSHOT_ON_UNMOUNT'),
     snapshotRetain: count(env, 'STOWAGE_SNAPSHOT_RETAIN', 1000),
     sharedDelete: flag(env, 'STOWAGE_SHARED_DELETE'),
+    cost: { maxSizeGiB: bound(env, 'STOWAGE_MAX_SIZE_GIB', EBS_LIMITS.io2.maxSize), maxIops: bound(env, 'STOWAGE_MAX_IOPS', EBS_LIMITS.io2.iops!.max) },
   };
 }

@@ -1,6 +1,7 @@
 import { conflictingKeys } from '../../../plugin/options/conflict.js';
 import { parseOptions } from '../../../plugin/options/parse.js';
-import { InvalidOptionError } from '../../../core/errors.js';
+import { ConfigError, InvalidOptionError } from '../../../core/errors.js';
+import { loadConfig } from '../../../plugin/config.js';
 
 function refused(opts: Record<string, unknown>, backing: 'relocatable' | 'shared' = 'relocatable'): InvalidOptionError {
   try {
@@ -104,6 +105,15 @@ describe('the operator\'s cost bounds (STOWAGE_MAX_SIZE_GIB, STOWAGE_MAX_IOPS)',
     const err = refusedWithin(opts);
     expect(err.key).toBe(key);
     expect(err.message).toContain(allowed);
+  });
+
+  test('the settings default to 1 TiB and 16000 IOPS, and take 1 up to io2\'s own maximum', () => {
+    expect(loadConfig({}).cost).toEqual(cost);
+    expect(loadConfig({ STOWAGE_MAX_SIZE_GIB: '65536', STOWAGE_MAX_IOPS: '256000' }).cost).toEqual({ maxSizeGiB: 65536, maxIops: 256000 });
+    for (const [name, value] of [['STOWAGE_MAX_SIZE_GIB', '0'], ['STOWAGE_MAX_SIZE_GIB', '65537'], ['STOWAGE_MAX_IOPS', '256001'], ['STOWAGE_MAX_IOPS', '1e4']]) {
+      expect(() => loadConfig({ [name!]: value })).toThrow(ConfigError);
+      expect(() => loadConfig({ [name!]: value })).toThrow(`${name}="${value}" is not valid: expected a whole number from 1 to`);
+    }
   });
 
   test('a bound below what a volume type needs names the type and the setting', () => {
