@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { cleanLocalcloud, parseFaults, startLocalcloud, type LatencyMode } from '../localcloud/index.js';
+import { FolderInUseError, lockFolder, type FolderLock } from './folder-lock.js';
 
 const USAGE = `stowage localcloud — EC2 + EFS + IMDS emulator on real loop devices
 
@@ -56,6 +57,17 @@ export async function localcloudCommand(argv: string[]): Promise<number> {
     return 2;
   };
   if (!values.dir) return fail('--dir is required');
+  // Before anything touches the folder: two emulators on one state would corrupt it.
+  let lock: FolderLock;
+  try {
+    lock = await lockFolder(values.dir, 'stowage localcloud');
+  } catch (err) {
+    if (err instanceof FolderInUseError) {
+      process.stderr.write(`stowage localcloud: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
   if (values.clean) {
     await cleanLocalcloud(values.dir);
     process.stdout.write(JSON.stringify({ level: 'info', component: 'localcloud', msg: 'released loop devices and mounts', dir: values.dir }) + '\n');
@@ -87,6 +99,7 @@ export async function localcloudCommand(argv: string[]): Promise<number> {
   });
   // loop devices stay: attached volumes survive a restart of the emulator, as they would a restart of AWS's API
   await lc.stop({ release: false });
+  await lock.release();
   process.stdout.write(JSON.stringify({ level: 'info', component: 'localcloud', msg: 'localcloud stopped', signal }) + '\n');
   return 0;
 }
