@@ -137,7 +137,13 @@ export class VolumeFolders {
         await removed.chmod(0o700);
         const entry = keptEntry(name, now);
         // Rename first, also when deleting: the name is free at once, however long the delete takes.
-        await cluster.rename(name, removed, entry);
+        try {
+          await cluster.rename(name, removed, entry);
+        } catch (err) {
+          // Gone since it was found: another node's Remove got there first.
+          if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+          throw err;
+        }
         try {
           await recheck();
         } catch (err) {
