@@ -5,7 +5,7 @@ import { PendingError, VolumeNotFoundError } from '../../core/errors.js';
 import type { VolumeOptions } from '../../core/volume-options.js';
 import { delay } from '../../core/delay.js';
 import { EFS_NFS_OPTIONS, VOLUME_FLAGS } from '../shared/mounter.js';
-import { onRemoveStatus, releaseEverywhere, retireUnheld, type ShareBackingDeps, type ShareRef } from '../shared/share-driver.js';
+import { mountedVolumes, onRemoveStatus, releaseEverywhere, retireUnheld, type ShareBackingDeps, type ShareRef } from '../shared/share-driver.js';
 import { VolumeFolders } from '../shared/volume-folders.js';
 import { unmountShare } from '../shared/volume-mounts.js';
 import type { AccessPoints, VolumeAccessPoint } from './access-points.js';
@@ -100,6 +100,13 @@ export class AccessPointDriver implements Driver {
   private async folders(share: ShareRef, ctx: OperationContext): Promise<VolumeFolders> {
     const root = await this.deps.roots.open(share.key, () => this.deps.mountTargets.source(share.key, '/', ctx), ctx.log);
     return new VolumeFolders(root, this.deps.cluster);
+  /** See Holders.resume: run once at start, for the volumes a restarted plugin finds still mounted. */
+  async resume(ctx: OperationContext): Promise<void> {
+    const here = await mountedVolumes(this.deps.host, this.deps.mountRoot);
+    if (here.size === 0) return;
+    for (const share of this.shares) await this.deps.holders.resume(await this.folders(share, ctx), here, ctx.log);
+  }
+
   }
 
   private async locate(name: string, ctx: OperationContext): Promise<{ share: ShareRef; ap: VolumeAccessPoint }> {

@@ -1,10 +1,9 @@
 import type { EFSClient } from '@aws-sdk/client-efs';
 import type { CallCounter } from '../../aws/call-counter.js';
 import type { Host } from '../../host/host.js';
-import type { Logger } from '../../core/log.js';
-import type { Driver } from '../driver.js';
+import { silentLogger, type Logger } from '../../core/log.js';
 import type { Mounter } from '../shared/mounter.js';
-import { ShareDriver, type SharedDriver } from '../shared/share-driver.js';
+import { ShareDriver, resumeHolders, type SharedDriver } from '../shared/share-driver.js';
 import { ShareRoots } from '../shared/share-roots.js';
 import { Holders, type HolderTiming } from '../shared/volume-holders.js';
 import { AccessPointDriver } from './access-point-driver.js';
@@ -30,6 +29,8 @@ export interface EfsDriverDeps {
   /** This node's name in the holder records on the shares: its instance id (default: the host name). */
   node?: string;
   holderTiming?: HolderTiming;
+  /** For what the driver does in the background (resuming heartbeats after a restart). */
+  log?: Logger;
   pollInitialMs?: number;
   cacheTtlMs?: number;
   now?: () => number;
@@ -41,7 +42,7 @@ export function createEfsDriver(deps: EfsDriverDeps): SharedDriver {
   const roots = new ShareRoots({ mounter: deps.mounter, host: deps.host, mountRoot: deps.mountRoot });
   const holders = new Holders({ ...(deps.node !== undefined && { node: deps.node }), ...(deps.holderTiming && { timing: deps.holderTiming }) });
   const common = { host: deps.host, mounter: deps.mounter, roots, holders, cluster: deps.cluster, mountRoot: deps.mountRoot, sharedDelete: deps.sharedDelete };
-  const driver: Driver =
+  const driver: AccessPointDriver | ShareDriver =
     deps.mode === 'accesspoint'
       ? new AccessPointDriver({
           ...common,
@@ -56,5 +57,6 @@ export function createEfsDriver(deps: EfsDriverDeps): SharedDriver {
           ...(deps.cacheTtlMs !== undefined && { cacheTtlMs: deps.cacheTtlMs }),
           ...(deps.now && { now: deps.now }),
         });
+  resumeHolders(driver, deps.log ?? silentLogger);
   return Object.assign(driver, { close: (log: Logger) => (holders.stop(), roots.close(log)) });
 }

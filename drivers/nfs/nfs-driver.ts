@@ -5,7 +5,7 @@ import type { Host } from '../../host/host.js';
 import { writeAtomically } from '../../core/atomic-file.js';
 import type { Logger } from '../../core/log.js';
 import { PLAIN_NFS_OPTIONS, type Mounter } from '../shared/mounter.js';
-import { ShareDriver, type SharedDriver, type ShareLocator, type ShareRef } from '../shared/share-driver.js';
+import { ShareDriver, resumeHolders, type SharedDriver, type ShareLocator, type ShareRef } from '../shared/share-driver.js';
 import { ShareRoots } from '../shared/share-roots.js';
 import { Holders, type HolderTiming } from '../shared/volume-holders.js';
 
@@ -73,5 +73,6 @@ export async function createNfsDriver(deps: NfsDriverDeps): Promise<SharedDriver
     locator, roots, holders, mounter: deps.mounter, host: deps.host, cluster: deps.cluster, mountRoot: deps.mountRoot, sharedDelete: deps.sharedDelete,
     ...(deps.cacheTtlMs !== undefined && { cacheTtlMs: deps.cacheTtlMs }),
   });
+  resumeHolders(driver, deps.log);
   return Object.assign(driver, { close: (log: Logger) => (holders.stop(), roots.close(log)) });
 }

@@ -143,6 +143,13 @@ export class ShareDriver implements Driver {
    * The mount resolved `/stowage/<cluster>/<name>` by its path once more; a link swapped in after
    * the check would have led elsewhere. What is mounted must be the directory checked through the
    * share's root (the NFS client shares one superblock per server, so device numbers compare).
+  /** See Holders.resume: run once at start, for the volumes a restarted plugin finds still mounted. */
+  async resume(ctx: OperationContext): Promise<void> {
+    const here = await mountedVolumes(this.deps.host, this.deps.mountRoot);
+    if (here.size === 0) return;
+    for (const share of this.deps.locator.known()) await this.deps.holders.resume(await this.folders(share, ctx), here, ctx.log);
+  }
+
    */
   private async checkMounted(name: string, target: string, expected: FolderIdentity, ctx: OperationContext): Promise<void> {
     const got = await stat(target);
@@ -224,4 +231,20 @@ export async function releaseEverywhere(shares: (() => Promise<VolumeFolders>)[]
       .then((folders) => holders.release(folders, name))
       .catch((err: unknown) => ctx.log.warn({ err }, 'cannot clear this node\'s holder record; other nodes will see it go stale'));
   }
+}
+
+/** Names of what is mounted directly under the mount root (volumes of any backing; `.shares` is not one). */
+export async function mountedVolumes(host: Host, mountRoot: string): Promise<Set<string>> {
+  const prefix = `${mountRoot.replace(/\/+$/, '')}/`;
+  return new Set(
+    (await host.mounts())
+      .map((m) => m.target)
+      .filter((t) => t.startsWith(prefix) && !t.slice(prefix.length).includes('/') && !t.slice(prefix.length).startsWith('.'))
+      .map((t) => t.slice(prefix.length)),
+  );
+}
+
+/** Starts `resume` in the background: the driver answers requests meanwhile, and a failure only warns. */
+export function resumeHolders(driver: { resume(ctx: OperationContext): Promise<void> }, log: Logger): void {
+  driver.resume({ deadline: Date.now() + 120_000, log }).catch((err: unknown) => log.warn({ err }, 'cannot resume the holder records of volumes still mounted here'));
 }

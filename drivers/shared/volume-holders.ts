@@ -114,6 +114,31 @@ export class Holders {
     }
   }
 
+  /**
+   * After a restart: a volume this node still has mounted (`mountedHere`) keeps its record, and the
+   * heartbeat on its share starts again at once, before anyone takes this node for gone; a record
+   * left by a mount that did not survive goes.
+   */
+  async resume(folders: VolumeFolders, mountedHere: ReadonlySet<string>, log: Logger): Promise<void> {
+    const mine = await folders.inCluster(false, async (cluster) => {
+      const holders = await cluster.child(HOLDERS_DIR);
+      if (!holders) return [];
+      return using(holders, async (h) => {
+        const names: string[] = [];
+        for (const entry of await h.entries()) {
+          if (!entry.isDirectory() || entry.name.startsWith('.')) continue;
+          const dir = await h.child(entry.name).catch(() => undefined);
+          if (dir && (await using(dir, (d) => d.lstat(this.node)))) names.push(entry.name);
+        }
+        return names;
+      });
+    });
+    for (const name of mine ?? []) {
+      if (mountedHere.has(name)) await this.startBeating(folders, log);
+      else await this.release(folders, name);
+    }
+  }
+
   /** Stops every heartbeat (plugin shutdown); the records stay, and read as gone after staleMs. */
   stop(): void {
     for (const { timer } of this.beating.values()) clearInterval(timer);

@@ -303,6 +303,24 @@ describeRoot('a shared volume in use on another node', () => {
     expect(await readdir(join(clusterDir, '.holders'))).toEqual([]);
   });
 
+  test('a plugin restarted with the volume still mounted beats again at once, so it is not taken for gone; a record whose mount did not survive goes', async () => {
+    const n1 = await open('n1');
+    const n2 = await open('n2');
+    for (const name of ['web', 'db']) {
+      await n1.create(name, NFS, ctx(name));
+      await n2.create(name, NFS, ctx(name));
+    }
+    await mountOn(n1, 'web');
+    await mkdir(join(clusterDir, '.holders', 'db'), { recursive: true });
+    await writeFile(join(clusterDir, '.holders', 'db', 'n1'), '');
+    await n1.close(silentLogger);
+    await open('n1');
+    await new Promise((r) => setTimeout(r, FAST.staleMs + 100));
+    const err = await n2.remove('web', ctx('web')).catch((e: unknown) => e);
+    expect((err as Error).message).toBe('volume web is mounted on node n1; stop its tasks there first');
+    expect(await readdir(join(clusterDir, '.holders', 'db'))).toEqual([]);
+  });
+
   test('a node not yet judged when the deadline nears is a retryable refusal that says how long its heartbeat was unchanged', async () => {
     const n2 = await open('n2');
     await n2.create('web', NFS, ctx('web'));
