@@ -96,10 +96,6 @@ export class AccessPointDriver implements Driver {
     await releaseEverywhere(this.shares.map((share) => () => this.folders(share, ctx)), this.deps.holders, name, ctx);
   }
 
-  /** The file system's root, mounted for management: kept data and holder records live there. */
-  private async folders(share: ShareRef, ctx: OperationContext): Promise<VolumeFolders> {
-    const root = await this.deps.roots.open(share.key, () => this.deps.mountTargets.source(share.key, '/', ctx), ctx.log);
-    return new VolumeFolders(root, this.deps.cluster);
   /** See Holders.resume: run once at start, for the volumes a restarted plugin finds still mounted. */
   async resume(ctx: OperationContext): Promise<void> {
     const here = await mountedVolumes(this.deps.host, this.deps.mountRoot);
@@ -107,6 +103,10 @@ export class AccessPointDriver implements Driver {
     for (const share of this.shares) await this.deps.holders.resume(await this.folders(share, ctx), here, ctx.log);
   }
 
+  /** The file system's root, mounted for management: kept data and holder records live there. */
+  private async folders(share: ShareRef, ctx: OperationContext): Promise<VolumeFolders> {
+    const root = await this.deps.roots.open(share.key, () => this.deps.mountTargets.source(share.key, '/', ctx), ctx.log);
+    return new VolumeFolders(root, this.deps.cluster);
   }
 
   private async locate(name: string, ctx: OperationContext): Promise<{ share: ShareRef; ap: VolumeAccessPoint }> {

@@ -139,10 +139,6 @@ export class ShareDriver implements Driver {
     await releaseEverywhere(this.deps.locator.known().map((share) => () => this.folders(share, ctx)), this.deps.holders, name, ctx);
   }
 
-  /**
-   * The mount resolved `/stowage/<cluster>/<name>` by its path once more; a link swapped in after
-   * the check would have led elsewhere. What is mounted must be the directory checked through the
-   * share's root (the NFS client shares one superblock per server, so device numbers compare).
   /** See Holders.resume: run once at start, for the volumes a restarted plugin finds still mounted. */
   async resume(ctx: OperationContext): Promise<void> {
     const here = await mountedVolumes(this.deps.host, this.deps.mountRoot);
@@ -150,6 +146,10 @@ export class ShareDriver implements Driver {
     for (const share of this.deps.locator.known()) await this.deps.holders.resume(await this.folders(share, ctx), here, ctx.log);
   }
 
+  /**
+   * The mount resolved `/stowage/<cluster>/<name>` by its path once more; a link swapped in after
+   * the check would have led elsewhere. What is mounted must be the directory checked through the
+   * share's root (the NFS client shares one superblock per server, so device numbers compare).
    */
   private async checkMounted(name: string, target: string, expected: FolderIdentity, ctx: OperationContext): Promise<void> {
     const got = await stat(target);
