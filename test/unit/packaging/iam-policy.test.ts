@@ -1,10 +1,16 @@
 /**
- * docs/iam-policy.json against the code: every EC2/EFS command the plugin can send is allowed, and
- * every mutating grant is held to this cluster's tag (or, for the heartbeat, to the one tag key).
+ * docs/iam-policy.json against the code: every EC2/EFS command the plugin can send is allowed, every
+ * mutating grant is held to this cluster's tag, the tag keys written or deleted after create are the
+ * schema's, and a node reaches no instance but its own except to fence. docs/iam-policy-strict.json
+ * agrees with the plugin-side cost bounds. The condition keys are those of AWS's Service
+ * Authorization Reference (docs/operators.md, section 1, cites them); whether IAM evaluates them as
+ * intended needs an AWS account, which these tests do not have.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { TAGS_DELETED, TAGS_WRITTEN_AFTER_CREATE } from '../../../core/schema/tags.js';
+import { SETTINGS } from '../../../plugin/config.js';
 
 const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 /** Where the plugin's AWS calls live; localcloud/ answers them and is not the plugin. */
@@ -22,6 +28,9 @@ const LOCALCLOUD_ONLY: Record<string, string[]> = {
 };
 const CLUSTER = 'REPLACE_WITH_STOWAGE_CLUSTER';
 const CLUSTER_KEYS = ['aws:ResourceTag/stowage:cluster', 'aws:RequestTag/stowage:cluster'];
+/** The calling instance's own ARN (a policy variable): a node's grants on instances name only itself. */
+const OWN_INSTANCE = '${ec2:SourceInstanceARN}';
+const INSTANCES = 'arn:aws:ec2:*:*:instance/*';
 
 interface Statement {
   Sid: string;
@@ -31,8 +40,11 @@ interface Statement {
   Condition?: Record<string, Record<string, string | string[]>>;
 }
 
-const policy = JSON.parse(readFileSync(path.join(REPO, 'docs/iam-policy.json'), 'utf8')) as { Version: string; Statement: Statement[] };
+const readPolicy = (file: string) => JSON.parse(readFileSync(path.join(REPO, file), 'utf8')) as { Version: string; Statement: Statement[] };
+const policy = readPolicy('docs/iam-policy.json');
+const strict = readPolicy('docs/iam-policy-strict.json');
 const list = (v: string | string[]): string[] => (Array.isArray(v) ? v : [v]);
+const isInstance = (resource: string): boolean => resource === OWN_INSTANCE || resource.includes(':instance/');
 const isRead = (action: string): boolean => /^[a-z0-9]+:(Describe|List|Get)/.test(action);
 
 function sourceFiles(dir: string): string[] {
@@ -106,6 +118,42 @@ test('every EC2 and EFS action the code can send is allowed by the policy', () =
   expect(missing).toEqual([]);
 });
 
+/**
+ * The resource types each mutating call is authorized against (Service Authorization Reference,
+ * "Actions defined by Amazon EC2" / "by Amazon Elastic File System"), as the code uses them: each
+ * needs a grant, or the call is denied although its action is listed.
+ */
+const RESOURCES_OF: Record<string, string[]> = {
+  'ec2:AttachVolume': ['volume', 'instance'],
+  'ec2:DetachVolume': ['volume', 'instance'],
+  'ec2:CreateVolume': ['volume', 'snapshot'],
+  'ec2:DeleteVolume': ['volume'],
+  'ec2:CreateSnapshot': ['volume', 'snapshot'],
+  'ec2:DeleteSnapshot': ['snapshot'],
+  // Volumes and snapshots at create; later snapshot-current on volumes, the heartbeat on instances.
+  'ec2:CreateTags': ['volume', 'snapshot', 'instance'],
+  'ec2:DeleteTags': ['volume'],
+  'elasticfilesystem:CreateAccessPoint': ['file-system'],
+  'elasticfilesystem:DeleteAccessPoint': ['access-point'],
+};
+const RESOURCE_PATTERN: Record<string, (r: string) => boolean> = {
+  volume: (r) => r.includes(':volume/'),
+  snapshot: (r) => r.includes(':snapshot/'),
+  instance: isInstance,
+  'file-system': (r) => r.includes(':file-system/'),
+  'access-point': (r) => r.includes(':access-point/'),
+};
+
+test('every mutating action the code sends is granted on each resource type it is authorized against', () => {
+  const mutating = [...codeActions().keys()].filter((a) => !isRead(a));
+  expect(mutating.filter((a) => RESOURCES_OF[a] === undefined)).toEqual([]);
+  const missing = mutating.flatMap((action) =>
+    RESOURCES_OF[action]!.filter((type) => !policy.Statement.some((s) => s.Effect === 'Allow' && list(s.Action).includes(action) && list(s.Resource).some(RESOURCE_PATTERN[type]!)))
+      .map((type) => `${action} on ${type}`),
+  );
+  expect(missing).toEqual([]);
+});
+
 test('commands sent only to the embedded localcloud are not granted', () => {
   const granted = policy.Statement.flatMap((s) => list(s.Action));
   for (const action of Object.values(LOCALCLOUD_ONLY).flat()) {
@@ -124,42 +172,88 @@ test('no wildcard grants of EC2 or EFS actions, and reads are the only unconditi
   }
 });
 
-test('every mutating EC2/EFS grant is held to the cluster tag, or to the heartbeat tag key alone', () => {
-  const unscoped: string[] = [];
-  for (const s of policy.Statement) {
-    const mutating = list(s.Action).filter((a) => /^(ec2|elasticfilesystem):/.test(a) && !isRead(a));
-    if (mutating.length === 0) continue;
-    const keys = conditionKeys(s);
-    if (keys.some((k) => CLUSTER_KEYS.includes(k))) continue;
-    if (s.Sid === 'HeartbeatTagOnInstances') {
-      expect(mutating).toEqual(['ec2:CreateTags']);
-      expect(list(s.Resource)).toEqual(['arn:aws:ec2:*:*:instance/*']);
-      expect(s.Condition).toEqual({ 'ForAllValues:StringEquals': { 'aws:TagKeys': ['stowage:heartbeat'] }, Null: { 'aws:TagKeys': 'false' } });
-      continue;
-    }
-    if (s.Sid === 'AttachDetachOnInstancesVolumeSideIsTagChecked') {
-      // Instances carry no cluster tag; the volume half of the same call is tag-checked above.
-      expect(mutating.sort()).toEqual(['ec2:AttachVolume', 'ec2:DetachVolume']);
-      expect(list(s.Resource)).toEqual(['arn:aws:ec2:*:*:instance/*']);
-      continue;
-    }
-    unscoped.push(`${s.Sid}: ${mutating.join(', ')}`);
-  }
-  expect(unscoped).toEqual([]);
+test('every mutating EC2/EFS grant is held to the cluster tag', () => {
+  const unscoped = policy.Statement.filter((s) => {
+    const mutating = list(s.Action).some((a) => /^(ec2|elasticfilesystem):/.test(a) && !isRead(a));
+    return mutating && !conditionKeys(s).some((k) => CLUSTER_KEYS.includes(k));
+  });
+  expect(unscoped.map((s) => s.Sid)).toEqual([]);
 });
 
 test('each volume-side action that changes or removes data needs the cluster tag on the resource', () => {
   for (const action of ['ec2:AttachVolume', 'ec2:DetachVolume', 'ec2:DeleteVolume', 'ec2:DeleteSnapshot', 'elasticfilesystem:DeleteAccessPoint']) {
-    const grants = policy.Statement.filter((s) => list(s.Action).includes(action) && !list(s.Resource).every((r) => r.includes(':instance/')));
+    const grants = policy.Statement.filter((s) => list(s.Action).includes(action) && !list(s.Resource).some(isInstance));
     expect(grants.length).toBeGreaterThan(0);
     for (const s of grants) expect(s.Condition?.StringEquals?.['aws:ResourceTag/stowage:cluster']).toBe(CLUSTER);
   }
 });
 
-test('KMS use is only through EC2 (encrypted volumes with a customer key)', () => {
-  for (const s of policy.Statement.filter((st) => list(st.Action).some((a) => a.startsWith('kms:')))) {
-    expect(s.Condition).toEqual({ StringLike: { 'kms:ViaService': 'ec2.*.amazonaws.com' } });
+test('on instances: attach and heartbeat only on the caller\'s own, detach (fencing) only on this cluster\'s', () => {
+  const onInstances = policy.Statement.filter((s) => s.Effect === 'Allow' && list(s.Resource).some(isInstance));
+  const grants = onInstances.flatMap((s) => list(s.Action).map((a) => `${a} on ${list(s.Resource).join(', ')}`)).sort();
+  expect(grants).toEqual([`ec2:AttachVolume on ${OWN_INSTANCE}`, `ec2:CreateTags on ${OWN_INSTANCE}`, `ec2:DetachVolume on ${INSTANCES}`]);
+  // The instance must carry the cluster tag too: an instance of another cluster is never touched.
+  for (const s of onInstances) expect(s.Condition?.StringEquals?.['aws:ResourceTag/stowage:cluster']).toBe(CLUSTER);
+});
+
+/** The keys a CreateTags or DeleteTags grant allows, or undefined when it does not pin them. */
+function pinnedKeys(s: Statement): string[] | undefined {
+  const keys = s.Condition?.['ForAllValues:StringEquals']?.['aws:TagKeys'];
+  // ForAllValues is true when the request has no keys at all (a DeleteTags without keys deletes every tag).
+  return keys !== undefined && s.Condition?.Null?.['aws:TagKeys'] === 'false' ? list(keys) : undefined;
+}
+
+test('DeleteTags: only the keys the schema says Stowage deletes, and never without keys', () => {
+  const grants = policy.Statement.filter((s) => list(s.Action).includes('ec2:DeleteTags'));
+  expect(grants.length).toBeGreaterThan(0);
+  for (const s of grants) expect(pinnedKeys(s)).toBeDefined();
+  expect(new Set(grants.flatMap((s) => pinnedKeys(s)!))).toEqual(new Set(TAGS_DELETED));
+});
+
+test('CreateTags after create: only the keys the schema says are written later', () => {
+  const grants = policy.Statement.filter((s) => list(s.Action).some((a) => a === 'ec2:CreateTags' || a === 'elasticfilesystem:TagResource'));
+  // Tagging as part of a create is bound to that create (ec2:CreateAction / elasticfilesystem:CreateAction).
+  const later = grants.filter((s) => s.Condition?.StringEquals?.['ec2:CreateAction'] === undefined && s.Condition?.StringEquals?.['elasticfilesystem:CreateAction'] === undefined);
+  for (const s of later) expect([s.Sid, pinnedKeys(s)]).toEqual([s.Sid, expect.any(Array)]);
+  expect(new Set(later.flatMap((s) => pinnedKeys(s) ?? []))).toEqual(new Set(TAGS_WRITTEN_AFTER_CREATE));
+});
+
+test('a restore reads only this account\'s snapshots of this cluster', () => {
+  const restores = policy.Statement.filter((s) => list(s.Action).includes('ec2:CreateVolume') && list(s.Resource).some((r) => r.includes(':snapshot/')));
+  expect(restores.length).toBeGreaterThan(0);
+  for (const s of restores) {
+    expect(s.Condition?.StringEquals).toMatchObject({ 'aws:ResourceAccount': '${aws:PrincipalAccount}', 'aws:ResourceTag/stowage:cluster': CLUSTER });
   }
+});
+
+test('EFS access points are made only on file systems tagged for this cluster', () => {
+  const grants = policy.Statement.filter((s) => list(s.Action).includes('elasticfilesystem:CreateAccessPoint'));
+  expect(grants.length).toBeGreaterThan(0);
+  for (const s of grants) expect(s.Condition?.StringEquals?.['aws:ResourceTag/stowage:cluster']).toBe(CLUSTER);
+});
+
+test('KMS: only the operator\'s key ARNs, only through EC2, and grants only for EC2 itself', () => {
+  const kms = policy.Statement.filter((st) => list(st.Action).some((a) => a.startsWith('kms:')));
+  expect(kms.flatMap((s) => list(s.Action)).sort()).toEqual(['kms:CreateGrant', 'kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo']);
+  for (const s of kms) {
+    expect(list(s.Resource)).toEqual(['REPLACE_WITH_KMS_KEY_ARN']);
+    expect(s.Condition?.StringLike).toEqual({ 'kms:ViaService': 'ec2.*.amazonaws.com' });
+    if (list(s.Action).includes('kms:CreateGrant')) {
+      expect(list(s.Action)).toEqual(['kms:CreateGrant']);
+      expect(s.Condition?.Bool).toEqual({ 'kms:GrantIsForAWSResource': 'true' });
+    }
+  }
+});
+
+test('the strict policy only denies, on the volume being created, beyond the plugin\'s default cost bounds', () => {
+  expect(strict.Version).toBe('2012-10-17');
+  for (const s of strict.Statement) expect([s.Effect, s.Action, s.Resource]).toEqual(['Deny', 'ec2:CreateVolume', 'arn:aws:ec2:*:*:volume/*']);
+  const bound = (key: string) => strict.Statement.find((s) => s.Condition?.NumericGreaterThan?.[key] !== undefined)?.Condition?.NumericGreaterThan?.[key];
+  expect(bound('ec2:VolumeSize')).toBe(SETTINGS.STOWAGE_MAX_SIZE_GIB.default);
+  expect(bound('ec2:VolumeIops')).toBe(SETTINGS.STOWAGE_MAX_IOPS.default);
+  // A negated operator is true when the key is absent; Null keeps the type rule to requests that name one.
+  const types = strict.Statement.find((s) => s.Condition?.StringNotEquals?.['ec2:VolumeType'] !== undefined);
+  expect(types?.Condition).toEqual({ StringNotEquals: { 'ec2:VolumeType': ['gp3', 'gp2'] }, Null: { 'ec2:VolumeType': 'false' } });
 });
 
 test('one cluster placeholder, the same everywhere, for the operator to replace', () => {
