@@ -20,6 +20,8 @@ export interface CallOptions {
   context?: ErrorContext;
   log: Logger;
   retry?: RetryPolicy;
+  /** Ends the retries at once (the attempt in flight still completes). */
+  cancel?: AbortSignal;
 }
 
 /**
@@ -61,6 +63,7 @@ export async function callAws<T>(
         factor: policy.factor,
         randomize: true,
         maxRetryTime: Math.max(0, options.deadline - Date.now()),
+        ...(options.cancel && { signal: options.cancel }),
         onFailedAttempt: ({ error, attemptNumber }) => {
           options.log.debug({ operation, code: errorCode(error), attempt: attemptNumber, ...context }, 'AWS call failed, retrying');
         },

@@ -55,6 +55,7 @@ class CatalogDriver implements Driver {
   async remove(): Promise<void> { throw new UnsupportedError('read-only bench driver'); }
   async mount(): Promise<string> { throw new UnsupportedError('read-only bench driver'); }
   async unmount(): Promise<void> { throw new UnsupportedError('read-only bench driver'); }
+  async isMounted(): Promise<boolean> { return false; }
 }
 
 interface Load {

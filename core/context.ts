@@ -9,5 +9,7 @@ export interface OperationContext {
   deadline: number;
   /** Aborted when the client went away; long work may continue in the background but must not add references. */
   signal?: AbortSignal;
+  /** Aborted when this work must stop now (a Mount takes over from a background detach): retries end at once. */
+  cancel?: AbortSignal;
   log: Logger;
 }

@@ -32,6 +32,11 @@ export interface Driver {
   list(ctx: OperationContext): Promise<VolumeInfo[]>;
   /** Makes the volume available on this node; returns the mountpoint. */
   mount(name: string, ctx: OperationContext): Promise<string>;
+  /**
+   * Whether the kernel shows this volume mounted at its mountpoint on this node now (invariant 8):
+   * a held reference is answered only then; otherwise the volume is mounted again.
+   */
+  isMounted(name: string, ctx: OperationContext): Promise<boolean>;
   /** Called when the last reference on this node is gone. */
   unmount(name: string, ctx: OperationContext): Promise<void>;
   /** Where the volume is (or would be) mounted on this node. */

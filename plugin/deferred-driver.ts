@@ -50,6 +50,10 @@ export class DeferredDriver implements Driver {
     return (await this.driver()).mount(name, ctx);
   }
 
+  async isMounted(name: string, ctx: OperationContext): Promise<boolean> {
+    return (await this.driver()).isMounted(name, ctx);
+  }
+
   async unmount(name: string, ctx: OperationContext): Promise<void> {
     return (await this.driver()).unmount(name, ctx);
   }

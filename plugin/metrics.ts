@@ -125,6 +125,7 @@ export class Metrics implements WorkMetrics {
         return found;
       },
       list: (ctx: OperationContext) => reached(() => driver.list(ctx)),
+      isMounted: (name: string, ctx: OperationContext) => driver.isMounted(name, ctx),
       unmount: (name: string, ctx: OperationContext) => reached(() => driver.unmount(name, ctx)),
       mount: (name: string, ctx: OperationContext) =>
         reached(async () => {

@@ -1,6 +1,6 @@
 import type { Driver, VolumeInfo } from '../drivers/driver.js';
 import type { OperationContext } from '../core/context.js';
-import { InvalidNameError, PendingError, InvalidRequestError, UnsupportedError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../core/errors.js';
+import { DataSafetyError, InvalidNameError, PendingError, InvalidRequestError, UnsupportedError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../core/errors.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { Logger } from '../core/log.js';
 import { conflictingKeys } from './options/conflict.js';
@@ -129,6 +129,16 @@ export class VolumeService {
     return this.lock.run(name, async () => {
       const held = this.deps.refcounts.get(name);
       if (held && held.ids.length > 0) {
+        // Invariant 8: a held reference is answered only with the volume mounted there; mounted
+        // again when something took it away (an operator's umount, a lost attachment).
+        const driver = this.driverFor(held.backing);
+        if (!(await driver.isMounted(name, ctx))) {
+          log.warn({ mountpoint: held.mountpoint }, 'held volume is not mounted any more; mounting it again');
+          const mountpoint = await driver.mount(name, ctx);
+          if (mountpoint !== held.mountpoint) {
+            throw new DataSafetyError(`volume ${name} is held at ${held.mountpoint} but was mounted again at ${mountpoint}`, { volume: name });
+          }
+        }
         if (!signal?.aborted) await this.deps.refcounts.add(name, id, held.backing, held.mountpoint);
         log.info({ references: this.deps.refcounts.count(name) }, 'already mounted here; reference added');
         return held.mountpoint;

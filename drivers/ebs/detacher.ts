@@ -7,6 +7,7 @@ import type { Logger } from '../../core/log.js';
 import type { EbsVolume } from '../../core/schema/ebs-volume.js';
 import type { Host } from '../../host/host.js';
 import type { SnapshotStore } from '../../snapshot/snapshot-store.js';
+import { BackgroundDetach } from './background-detach.js';
 import type { DeviceNameAllocator } from './device-names.js';
 import { attachmentOn, type EbsCalls } from './ebs-calls.js';
 import type { VolumeCatalog } from './volume-catalog.js';
@@ -29,14 +30,38 @@ export interface DetacherDeps {
 
 /** Unmount (invariant 4): sync + umount, then detach; never detach while anything is mounted. */
 export class Detacher {
+  private readonly background = new BackgroundDetach();
+
   constructor(private readonly deps: DetacherDeps) {}
 
+  /**
+   * Invariant 8: once the umount succeeded the reference may go, so a detach that fails (EC2
+   * throttling, a detach that outlives the request) is finished in the background, not thrown.
+   */
   async unmount(name: string, mountpoint: string, ctx: OperationContext): Promise<void> {
-    const { calls, catalog, me } = this.deps;
-    const log = ctx.log;
-    const host = this.deps.host.withLog(log);
+    const host = this.deps.host.withLog(ctx.log);
     // A busy umount throws (naming what holds it) before anything is detached.
     if (await host.mountAt(mountpoint)) await host.unmount(mountpoint);
+    try {
+      await this.detach(name, ctx);
+    } catch (err) {
+      ctx.log.warn({ err }, 'unmounted; the detach goes on in the background');
+      this.background.start(name, ctx.log, (attempt) => this.detach(name, attempt));
+    }
+  }
+
+  /** The detach left to the background for `name` stops; the attempt in progress ends first. */
+  cancelBackground(name: string): Promise<void> {
+    return this.background.cancel(name);
+  }
+
+  stop(): Promise<void> {
+    return this.background.stopAll();
+  }
+
+  private async detach(name: string, ctx: OperationContext): Promise<void> {
+    const { calls, catalog, me } = this.deps;
+    const log = ctx.log;
     try {
       const volume = await catalog.lookup(name, ctx.deadline, log);
       const mine = volume?.attachment?.instanceId === me ? volume.attachment : undefined;
@@ -56,7 +81,7 @@ export class Detacher {
         if (mine.device) this.deps.names.freed(mine.device);
       }
       try {
-        await calls.waiter.waitFor(volume.id, (v) => !attachmentOn(v, me), { deadline: ctx.deadline, what: `${volume.id} detached from ${me}`, log });
+        await calls.waiter.waitFor(volume.id, (v) => !attachmentOn(v, me), { deadline: ctx.deadline, what: `${volume.id} detached from ${me}`, log, ...(ctx.cancel && { signal: ctx.cancel }) });
       } catch (err) {
         if (!(err instanceof WaitTimeoutError)) throw err;
         throw new PendingError(`unmounted, but EC2 is still detaching ${volume.id} from ${me}; it goes on`, context);

@@ -37,6 +37,7 @@ export class EbsCalls {
       log: ctx.log,
       context,
       ...(this.retry && { retry: this.retry }),
+      ...(ctx.cancel && { cancel: ctx.cancel }),
     });
   }
 

@@ -58,9 +58,9 @@ export interface EbsDriverDeps {
 }
 
 export interface EbsDriver extends Driver {
-  /** Starts the heartbeat on this node's instance (fencing needs it); stop() ends it. */
+  /** Starts the heartbeat on this node's instance (fencing needs it); stop() ends it and the background detaches. */
   start(): void;
-  stop(): void;
+  stop(): Promise<void>;
   /**
    * After a restart: detaches the volumes attached to this instance that nothing mounts here (a
    * crash between umount and detach). dockerd never repeats that Unmount, and this node's fresh
@@ -134,8 +134,9 @@ class EbsDriverImpl implements EbsDriver {
     this.fencing.start();
   }
 
-  stop(): void {
+  stop(): Promise<void> {
     this.fencing.stop();
+    return this.detacher.stop();
   }
 
   async releaseUnmounted(ctx: OperationContext): Promise<void> {
@@ -173,7 +174,21 @@ class EbsDriverImpl implements EbsDriver {
   }
 
   mount(name: string, ctx: OperationContext): Promise<string> {
-    return this.flight.mount(name, ctx, (progress) => this.mounter.mount(name, this.mountpointOf(name), ctx, progress));
+    return this.flight.mount(name, ctx, async (progress) => {
+      progress.doing = 'stopping the detach left to the background';
+      await this.detacher.cancelBackground(name);
+      return this.mounter.mount(name, this.mountpointOf(name), ctx, progress);
+    });
+  }
+
+  /** Mounted at its mountpoint from this volume's own device, attached to this instance. */
+  async isMounted(name: string, ctx: OperationContext): Promise<boolean> {
+    const mounted = await this.deps.host.mountAt(this.mountpointOf(name));
+    if (!mounted) return false;
+    const volume = (await this.catalog.all(ctx.deadline, ctx.log)).get(name) ?? (await this.catalog.lookup(name, ctx.deadline, ctx.log));
+    const mine = volume?.attachment?.instanceId === this.me ? volume.attachment : undefined;
+    if (!volume || !mine) return false;
+    return mounted.source === (await this.deps.host.findDevice(volume.id, mine.device));
   }
 
   async unmount(name: string, ctx: OperationContext): Promise<void> {

@@ -91,6 +91,10 @@ export class AccessPointDriver implements Driver {
     return target;
   }
 
+  async isMounted(name: string): Promise<boolean> {
+    return (await this.deps.host.mountAt(this.mountpointOf(name))) !== undefined;
+  }
+
   async unmount(name: string, ctx: OperationContext): Promise<void> {
     await unmountShare(this.deps.host, this.mountpointOf(name), ctx.deadline, ctx.log);
     await releaseEverywhere(this.shares.map((share) => () => this.folders(share, ctx)), this.deps.holders, name, ctx);

@@ -134,6 +134,10 @@ export class ShareDriver implements Driver {
     return target;
   }
 
+  async isMounted(name: string): Promise<boolean> {
+    return (await this.deps.host.mountAt(this.mountpointOf(name))) !== undefined;
+  }
+
   async unmount(name: string, ctx: OperationContext): Promise<void> {
     await unmountShare(this.deps.host, this.mountpointOf(name), ctx.deadline, ctx.log);
     await releaseEverywhere(this.deps.locator.known().map((share) => () => this.folders(share, ctx)), this.deps.holders, name, ctx);

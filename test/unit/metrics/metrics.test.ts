@@ -12,6 +12,7 @@ function fakeDriver(backing: 'relocatable' | 'shared', has: string[]): Driver {
     get: async (name) => (has.includes(name) ? { name, backing, status: {} } : undefined),
     list: async () => [],
     mount: async (name) => `/mnt/${name}`,
+    isMounted: async () => true,
     unmount: async () => undefined,
   };
 }

@@ -42,6 +42,13 @@ export class MemoryDriver implements Driver {
     return this.mountpointOf(name);
   }
 
+  /** Mounted from the first Mount on; a test takes the mount away to see it mounted again. */
+  readonly unmountedUnder = new Set<string>();
+
+  async isMounted(name: string): Promise<boolean> {
+    return !this.unmountedUnder.has(name);
+  }
+
   async unmount(name: string): Promise<void> {
     this.calls.push(`unmount ${name}`);
     if (this.failUnmount) throw this.failUnmount;
