@@ -10,7 +10,7 @@
 # Usage: scripts/assemble-rootfs.sh OUT_DIR
 #   OUT_DIR must not exist; it is written under a temporary name and renamed when complete, so a
 #   reader (a cache) never sees half a rootfs.
-# Needs: npm run build done (dist/stowage.mjs), ldd, and the tools below on this machine.
+# Needs: npm run build done (dist/stowage.mjs), npm (for the SBOM), ldd, and the tools below on this machine.
 set -euo pipefail
 
 usage() { echo "Usage: $0 OUT_DIR" >&2; exit 2; }
@@ -90,6 +90,9 @@ done
 
 # The app: one bundle with its dependencies inside (scripts/bundle.mjs), so no node_modules.
 install -D -m 0644 "$REPO/dist/stowage.mjs" "$R/opt/stowage/dist/stowage.mjs"
+# The SBOM of what the bundle carries: the production dependencies, CycloneDX (as the Dockerfile).
+(cd "$REPO" && npm sbom --omit dev --sbom-format cyclonedx --sbom-type application --package-lock-only) >"$R/opt/stowage/dist/sbom.cdx.json" \
+  || die "npm sbom failed (npm 10 or later, and package-lock.json, are needed)"
 
 # Mount points and the folders dockerd and the plugin expect; /tmp for anything that wants scratch.
 mkdir -p "$R/proc" "$R/sys" "$R/dev" "$R/etc" "$R/run/docker/plugins" "$R/mnt/stowage" "$R/var/lib/stowage"

@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Turns a root filesystem plus config.json into a managed Docker plugin: `docker plugin create`.
 #
-# Usage: scripts/build-plugin.sh [--name NAME] (--image IMAGE | --rootfs DIR | --from-host)
+# Usage: scripts/build-plugin.sh [--name NAME] [--sbom FILE] (--image IMAGE | --rootfs DIR | --from-host)
 #   --name NAME    plugin name (default stowage/aws); push it with `docker plugin push NAME`
+#   --sbom FILE    where to put a copy of the plugin's SBOM (default stowage-plugin.cdx.json here)
 #   --image IMAGE  the filesystem of a built image: docker build -t stowage-rootfs . (the Dockerfile)
 #   --rootfs DIR   a root filesystem already assembled (scripts/assemble-rootfs.sh)
 #   --from-host    assemble one now from this machine's files: no registry needed
+#
+# The SBOM (CycloneDX, /opt/stowage/dist/sbom.cdx.json inside the plugin) lists the npm packages the
+# bundle carries; the Dockerfile and assemble-rootfs.sh make it with the app, and a rootfs without
+# one is refused, so every plugin made here ships with its SBOM.
 #
 # The docker client comes from $DOCKER (default: docker on PATH) and honours DOCKER_HOST, so the
 # plugin can be made on any daemon. The plugin is created disabled: set it, then enable it:
@@ -13,17 +18,19 @@
 #   docker plugin enable --timeout 120 stowage/aws
 set -euo pipefail
 
-usage() { sed -n '4,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '4,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 die() { echo "build-plugin: $*" >&2; exit 1; }
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DOCKER=${DOCKER:-docker}
 NAME=stowage/aws
+SBOM=$PWD/stowage-plugin.cdx.json
 SOURCE=
 FROM=
 while [ $# -gt 0 ]; do
   case $1 in
     --name) [ $# -ge 2 ] || usage; NAME=$2; shift 2 ;;
+    --sbom) [ $# -ge 2 ] || usage; SBOM=$2; shift 2 ;;
     --image|--rootfs) [ $# -ge 2 ] && [ -z "$SOURCE" ] || usage; SOURCE=${1#--}; FROM=$2; shift 2 ;;
     --from-host) [ -z "$SOURCE" ] || usage; SOURCE=host; shift ;;
     -h|--help) usage ;;
@@ -57,5 +64,9 @@ case $SOURCE in
     ;;
 esac
 
+ROOTFS_SBOM=$WORK/rootfs/opt/stowage/dist/sbom.cdx.json
+grep -q '"bomFormat": "CycloneDX"' "$ROOTFS_SBOM" 2>/dev/null \
+  || die "the rootfs has no SBOM at /opt/stowage/dist/sbom.cdx.json: build it with the Dockerfile or scripts/assemble-rootfs.sh"
 "$DOCKER" plugin create "$NAME" "$WORK" >/dev/null || die "docker plugin create $NAME failed"
-echo "plugin $NAME created (disabled); next: docker plugin set $NAME KEY=VALUE …, then docker plugin enable --timeout 120 $NAME"
+cp "$ROOTFS_SBOM" "$SBOM"
+echo "plugin $NAME created (disabled), its SBOM copied to $SBOM; next: docker plugin set $NAME KEY=VALUE …, then docker plugin enable --timeout 120 $NAME"
