@@ -24,9 +24,10 @@ import { delay } from '../../core/delay.js';
 import type { OperationContext } from '../../core/context.js';
 import { createEbsDriver, type EbsDriver } from '../../drivers/ebs/ebs-driver.js';
 import type { Host } from '../../host/host.js';
+import type { NodeIdentity } from '../../aws/identity.js';
 import { createLinuxHost } from '../../host/linux-host.js';
 import { readMountinfo } from '../../host/mountinfo.js';
-import { startLocalcloud, type FaultSpec, type Localcloud } from '../../localcloud/index.js';
+import { startLocalcloud, type FaultSpec, type Localcloud, type LocalcloudOptions } from '../../localcloud/index.js';
 import { StowageError } from '../../core/errors.js';
 import { silentLogger } from '../../core/log.js';
 import { parseOptions } from '../../plugin/options/parse.js';
@@ -86,12 +87,22 @@ export async function until(what: string, check: () => Promise<boolean>, ms = 15
   }
 }
 
-export async function startFaultBed(label: string): Promise<FaultBed> {
+/** The driver of one emulated node, tuned so a cell sees fencing, stuck attachments and retries within seconds. */
+export function bedDriver(ec2: EC2Client, host: Host, counter: CallCounter, identity: NodeIdentity, mountRoot: string): EbsDriver {
+  return createEbsDriver({
+    ec2, host, counter, log: silentLogger, cluster: CLUSTER, mountRoot, identity,
+    fenceAfterMs: FENCE_AFTER_MS, heartbeatIntervalMs: 300, pollInitialMs: 20, stuckAttachMs: STUCK_ATTACH_MS, cacheTtlMs: 500,
+    snapshotOnUnmount: true, retry: { minDelayMs: 20, maxDelayMs: 500, factor: 2 },
+  });
+}
+
+/** `cloud` adds emulator settings (consistency, latency) that hold across restartCloud too. */
+export async function startFaultBed(label: string, cloud: Omit<LocalcloudOptions, 'dir' | 'zones' | 'port'> = {}): Promise<FaultBed> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `stowage-faults-${label}-`));
   const cloudDir = path.join(dir, 'cloud');
   const counter = new CallCounter();
   const nodes: FaultNode[] = [];
-  let lc = await startLocalcloud({ dir: cloudDir, zones: [ZONE_A, ZONE_B] });
+  let lc = await startLocalcloud({ ...cloud, dir: cloudDir, zones: [ZONE_A, ZONE_B] });
   const port = Number(new URL(lc.url).port);
   const { ec2 } = createAwsClients({ region: lc.region, endpointUrl: lc.url, credentials: CREDENTIALS });
 
@@ -125,14 +136,18 @@ export async function startFaultBed(label: string): Promise<FaultBed> {
     restartCloud: async (pauseMs) => {
       await lc.stop({ release: false });
       await delay(pauseMs);
-      lc = await startLocalcloud({ dir: cloudDir, zones: [ZONE_A, ZONE_B], port });
+      lc = await startLocalcloud({ ...cloud, dir: cloudDir, zones: [ZONE_A, ZONE_B], port });
     },
     startInstance: async (zone) => {
       const run = await ec2.send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, ImageId: 'ami-faults', Placement: { AvailabilityZone: zone } }));
       const id = run.Instances![0]!.InstanceId!;
       await until(`${id} running`, async () => {
-        const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
-        return out.Reservations?.[0]?.Instances?.[0]?.State?.Name === 'running';
+        // An eventually consistent cloud may not show the new instance yet.
+        const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] })).catch((err: Error) => {
+          if (err.name === 'InvalidInstanceID.NotFound') return undefined;
+          throw err;
+        });
+        return out?.Reservations?.[0]?.Instances?.[0]?.State?.Name === 'running';
       });
       return id;
     },
@@ -140,12 +155,7 @@ export async function startFaultBed(label: string): Promise<FaultBed> {
       const instanceId = known ?? (await bed.startInstance(zone));
       const host = createLinuxHost({ deviceDir: lc.deviceDir(instanceId) });
       const mountRoot = path.join(dir, `mnt-${nodeLabel}`);
-      const driver = createEbsDriver({
-        ec2, host, counter, log: silentLogger, cluster: CLUSTER, mountRoot,
-        identity: { instanceId, zone, region: lc.region },
-        fenceAfterMs: FENCE_AFTER_MS, heartbeatIntervalMs: 300, pollInitialMs: 20, stuckAttachMs: STUCK_ATTACH_MS, cacheTtlMs: 500,
-        snapshotOnUnmount: true, retry: { minDelayMs: 20, maxDelayMs: 500, factor: 2 },
-      });
+      const driver = bedDriver(ec2, host, counter, { instanceId, zone, region: lc.region }, mountRoot);
       driver.start();
       const node = { label: nodeLabel, instanceId, zone, host, driver, mountRoot };
       nodes.push(node);

@@ -1,0 +1,96 @@
+/**
+ * The seeded chaos run: fast-check draws sequences of steps from the seed and runs each on a fresh
+ * world until the step budget is spent; the first sequence that breaks an invariant is shrunk
+ * (each candidate replayed on a fresh world) within a time budget, and the shortest failing trace
+ * is reported. The seed fixes the steps; what the cloud's fault rates hit and the timing are live.
+ */
+import fc from 'fast-check';
+import { cleanUp, commandArbitraries, freshModel, type Model } from './commands.js';
+import { ChaosWorld, Violation } from './world.js';
+
+export interface ChaosOptions {
+  seed: number;
+  steps: number;
+  /** How far back a Describe may look (localcloud's eventual consistency). */
+  lagMs: number;
+  /** How long shrinking a failure may take. */
+  shrinkMs: number;
+}
+
+export interface Failure {
+  violation: string;
+  trace: string[];
+}
+
+export interface ChaosReport {
+  options: ChaosOptions;
+  stepsDone: number;
+  sequences: number;
+  faults: Record<string, number>;
+  /** EC2 answers the injected faults produced, as the drivers saw them. */
+  injected: { throttled: number; serverErrors: number };
+  /** The first failure as found, and the shortest trace shrinking reached. */
+  found?: Failure;
+  shortest?: Failure;
+}
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const world = await ChaosWorld.open(options.lagMs, options.seed);
+  const budget = { left: options.steps };
+  let sequences = 0;
+  let found: Failure | undefined;
+  let shortest: Failure | undefined;
+  let shrinkUntil = Infinity;
+  try {
+    const property = fc.asyncProperty(fc.commands(commandArbitraries(), { maxCommands: options.steps, size: 'max' }), async (commands) => {
+      if (found ? Date.now() > shrinkUntil : budget.left <= 0) return;
+      // While shrinking, every candidate gets all its steps.
+      const model: Model = freshModel(world.nodes.length, found ? { left: Infinity } : budget);
+      sequences++;
+      try {
+        await fc.asyncModelRun(async () => {
+          await world.reset();
+          return { model, real: world };
+        }, commands);
+        world.trace.push(`${world.trace.length + 1}. clean up, then count what is left`);
+        await cleanUp(model, world);
+      } catch (err) {
+        // An error that is no invariant (the harness itself) is reported and shrunk the same way.
+        const failure = { violation: err instanceof Violation ? err.message : `the run failed (not an invariant): ${String(err)}`, trace: [...world.trace] };
+        if (!found) {
+          found = failure;
+          shrinkUntil = Date.now() + options.shrinkMs;
+        }
+        if (!shortest || failure.trace.length <= shortest.trace.length) shortest = failure;
+        throw err;
+      }
+    });
+    // Every sequence spends from one budget, so there are never more sequences than steps; the rest return at once.
+    await fc.check(property, { seed: options.seed, numRuns: options.steps, endOnFailure: false });
+  } finally {
+    await world.close();
+  }
+  return {
+    options,
+    stepsDone: world.stepsDone,
+    sequences,
+    faults: world.faultCounts,
+    injected: { throttled: world.bed.counter.count(undefined, 'throttled'), serverErrors: world.bed.counter.count(undefined, 'error') },
+    ...(found && { found }),
+    ...(shortest && { shortest }),
+  };
+}
+
+export function formatReport(r: ChaosReport): string {
+  const lines = [
+    `chaos: seed ${r.options.seed}, ${r.stepsDone} steps done of ${r.options.steps} in ${r.sequences} sequence(s); 3 nodes (a1, a2 in us-east-1a; b1 in us-east-1b); localcloud eventual=${r.options.lagMs}`,
+    `faults: ${Object.entries(r.faults).map(([kind, n]) => `${kind} ${n}`).join(', ')}; EC2 calls throttled ${r.injected.throttled}, failed with 5xx ${r.injected.serverErrors}`,
+    `violations: ${r.found ? 1 : 0}`,
+  ];
+  if (r.found && r.shortest) {
+    lines.push(`  first found: ${r.found.violation} (after ${r.found.trace.length} steps)`);
+    lines.push(`  shortest trace (${r.shortest.trace.length} steps): ${r.shortest.violation}`);
+    lines.push(...r.shortest.trace.map((step) => `    ${step}`));
+  }
+  return lines.join('\n') + '\n';
+}
