@@ -1,12 +1,12 @@
 import { parseArgs } from 'node:util';
-import { cleanLocalcloud, parseFaults, startLocalcloud, type LatencyMode } from '../localcloud/index.js';
+import { cleanLocalcloud, parseConsistency, parseFaults, startLocalcloud, type LatencyMode } from '../localcloud/index.js';
 import { FolderInUseError, lockFolder, type FolderLock } from './folder-lock.js';
 
 const USAGE = `stowage localcloud — EC2 + EFS + IMDS emulator on real loop devices
 
 Usage:
   stowage localcloud --dir DIR [--listen 127.0.0.1:PORT] [--region R] [--zones Z1,Z2,…]
-                     [--latency zero|realistic] [--faults SPEC]
+                     [--latency zero|realistic] [--faults SPEC] [--consistency strict|eventual[=MS]]
   stowage localcloud --dir DIR --clean
   stowage localcloud --help
 
@@ -17,6 +17,8 @@ Usage:
   --latency MODE    zero (default: transitions on the next call) or realistic (AWS timings)
   --faults SPEC     throttle=P, throttle.ACTION=P, 5xx=P, stuck-attach=true|N,
                     slow-snapshot=MS, unresponsive=INSTANCE-ID (repeatable), comma separated
+  --consistency C   strict (default), or eventual[=MS][,seed=N]: each Describe may show the
+                    state of up to MS ms ago (default 2000), drawn per call
   --clean           release every loop device and mount made from DIR, then exit
 
 Prints one JSON line with the URL when ready; runs until SIGINT or SIGTERM. See docs/localcloud.md.
@@ -40,6 +42,7 @@ export async function localcloudCommand(argv: string[]): Promise<number> {
         zones: { type: 'string' },
         latency: { type: 'string', default: 'zero' },
         faults: { type: 'string', default: '' },
+        consistency: { type: 'string', default: 'strict' },
         clean: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -74,10 +77,11 @@ export async function localcloudCommand(argv: string[]): Promise<number> {
     return 0;
   }
   if (values.latency !== 'zero' && values.latency !== 'realistic') return fail(`--latency ${values.latency}: expected zero or realistic`);
-  let listen, faults;
+  let listen, faults, consistency;
   try {
     listen = listenAddress(values.listen);
     faults = parseFaults(values.faults);
+    consistency = parseConsistency(values.consistency);
   } catch (err) {
     return fail((err as Error).message);
   }
@@ -89,6 +93,7 @@ export async function localcloudCommand(argv: string[]): Promise<number> {
     zones,
     latency: values.latency as LatencyMode,
     faults,
+    consistency,
   });
   process.stdout.write(
     JSON.stringify({ level: 'info', component: 'localcloud', msg: 'localcloud ready', url: lc.url, dir: lc.dir, region: lc.region, zones: lc.zones, latency: values.latency }) + '\n',

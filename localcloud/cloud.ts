@@ -1,4 +1,5 @@
 import { mkdir } from 'node:fs/promises';
+import { Consistency, type ConsistencySpec } from './consistency.js';
 import { ApiError } from './errors.js';
 import { Faults } from './faults.js';
 import type { Latency } from './latency.js';
@@ -9,6 +10,7 @@ import { emptyState, loadState, newId, writeAtomic, type CloudState, type Instan
 export class Cloud {
   private saved = '';
   private queue: Promise<unknown> = Promise.resolve();
+  readonly consistency: Consistency;
 
   private constructor(
     public state: CloudState,
@@ -16,14 +18,16 @@ export class Cloud {
     readonly zones: string[],
     readonly latency: Latency,
     readonly faults: Faults,
+    consistency: ConsistencySpec,
   ) {
     this.saved = JSON.stringify(state);
+    this.consistency = new Consistency(consistency, () => this.state);
   }
 
-  static async open(paths: Paths, region: string, zones: string[], latency: Latency, faults: Faults): Promise<Cloud> {
+  static async open(paths: Paths, region: string, zones: string[], latency: Latency, faults: Faults, consistency: ConsistencySpec): Promise<Cloud> {
     for (const d of [paths.volumesDir, paths.snapshotsDir, paths.efsDir]) await mkdir(d, { recursive: true });
     const state = (await loadState(paths.stateFile)) ?? emptyState(region);
-    const cloud = new Cloud(state, paths, zones, latency, faults);
+    const cloud = new Cloud(state, paths, zones, latency, faults, consistency);
     zones.forEach((zone, i) => {
       if (state.subnets.some((s) => s.zone === zone)) return;
       // default-VPC layout: one /20 per zone
@@ -49,9 +53,11 @@ export class Cloud {
     return run;
   }
 
+  /** After every request and background step: persists the state and records it for lagging reads. */
   async save(): Promise<void> {
     const text = JSON.stringify(this.state);
     if (text === this.saved) return;
+    this.consistency.record();
     await writeAtomic(this.paths.stateFile, text);
     this.saved = text;
   }

@@ -3,12 +3,15 @@ import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { requireToken } from './access-token.js';
 import { Cloud } from './cloud.js';
+import type { ConsistencySpec } from './consistency.js';
 import { Faults, type FaultSpec } from './faults.js';
 import { latency, type LatencyMode } from './latency.js';
 import { advance, recover, releaseHost } from './lifecycle.js';
 import { Paths } from './paths.js';
 import { createLocalcloudServer } from './server.js';
 
+export type { ConsistencySpec } from './consistency.js';
+export { DEFAULT_MAX_LAG_MS, parseConsistency } from './consistency.js';
 export type { FaultSpec } from './faults.js';
 export { parseFaults } from './faults.js';
 export type { LatencyMode } from './latency.js';
@@ -26,6 +29,8 @@ export interface LocalcloudOptions {
   /** default zero */
   latency?: LatencyMode;
   faults?: FaultSpec;
+  /** how current EC2 Describe answers are; default strict */
+  consistency?: ConsistencySpec;
   /** Serve only requests that carry it (see access-token.ts); default: serve anyone who reaches the port. */
   token?: string;
   /** where background failures go; default one JSON line on stderr */
@@ -43,6 +48,8 @@ export interface Localcloud {
   /** IMDS endpoint for one instance, usable as AWS_EC2_METADATA_SERVICE_ENDPOINT */
   imdsEndpoint(instanceId: string): string;
   setFaults(f: FaultSpec): void;
+  /** replaces the consistency setting; throws on a malformed one */
+  setConsistency(c: ConsistencySpec): void;
   stop(opts?: { release?: boolean /* default true: detach loop devices it made */ }): Promise<void>;
 }
 
@@ -61,7 +68,7 @@ export async function startLocalcloud(o: LocalcloudOptions): Promise<Localcloud>
   const region = o.region ?? 'us-east-1';
   const zones = o.zones ?? ['a', 'b', 'c'].map((s) => `${region}${s}`);
   const onError = o.onError ?? stderrLog;
-  const cloud = await Cloud.open(paths, region, zones, latency(o.latency ?? 'zero'), new Faults(o.faults));
+  const cloud = await Cloud.open(paths, region, zones, latency(o.latency ?? 'zero'), new Faults(o.faults), o.consistency ?? { mode: 'strict' });
   await cloud.serialized(() => recover(cloud));
 
   const server = createLocalcloudServer(cloud, onError);
@@ -89,6 +96,7 @@ export async function startLocalcloud(o: LocalcloudOptions): Promise<Localcloud>
     deviceDir: (id) => paths.deviceDir(id),
     imdsEndpoint: (id) => `${url}/imds/${id}`,
     setFaults: (f) => cloud.faults.set(f),
+    setConsistency: (c) => cloud.consistency.set(c),
     stop: (opts) =>
       (stopped ??= (async () => {
         clearInterval(ticker);

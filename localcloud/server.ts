@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Cloud } from './cloud.js';
+import type { ConsistencySpec } from './consistency.js';
 import { EC2_ACTIONS } from './ec2/index.js';
 import { efsOperation, mountTargetsByIp } from './efs/index.js';
 import { ApiError } from './errors.js';
@@ -115,6 +116,15 @@ export function createLocalcloudServer(cloud: Cloud, logError: ErrorLog): Server
       return json(200, cloud.faults.get());
     }
     if (path === '/_localcloud/faults' && req.method === 'GET') return json(200, cloud.faults.get());
+    if (path === '/_localcloud/consistency' && req.method === 'POST') {
+      try {
+        cloud.consistency.set(JSON.parse(text || '{}') as ConsistencySpec);
+      } catch (err) {
+        return json(400, { error: `body must be a JSON ConsistencySpec: ${(err as Error).message}` });
+      }
+      return json(200, cloud.consistency.get());
+    }
+    if (path === '/_localcloud/consistency' && req.method === 'GET') return json(200, cloud.consistency.get());
     if (path === '/_localcloud/state' && req.method === 'GET') return json(200, await call(async () => cloud.state));
     if (path === '/_localcloud/mount-targets' && req.method === 'GET') return json(200, mountTargetsByIp(cloud));
     return json(404, { error: `no admin endpoint ${req.method} ${path}` });

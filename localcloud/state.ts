@@ -60,11 +60,17 @@ export interface Volume extends VolumeConfig {
   due: number;
   createTime: string;
   tags: Tags;
-  clientToken?: string;
-  /** the request parameters of a ClientToken create, to tell a retry from a conflicting reuse */
-  fingerprint?: string;
   attachment?: Attachment;
   modification?: Modification;
+}
+
+/** A CreateVolume ClientToken, kept after its volume is deleted, as EC2 keeps them. */
+export interface ClientToken {
+  token: string;
+  /** the request's parameters, to tell a retry from a conflicting reuse */
+  fingerprint: string;
+  /** the volume as that request created it, to answer a retry once it is deleted */
+  volume: Volume;
 }
 
 export interface Snapshot {
@@ -148,6 +154,7 @@ export interface CloudState {
   subnets: Subnet[];
   instances: Instance[];
   volumes: Volume[];
+  clientTokens: ClientToken[];
   snapshots: Snapshot[];
   fileSystems: FileSystem[];
   mountTargets: MountTarget[];
@@ -164,7 +171,7 @@ export function newId(prefix: string): string {
 }
 
 export function emptyState(region: string): CloudState {
-  return { version: 1, region, subnets: [], instances: [], volumes: [], snapshots: [], fileSystems: [], mountTargets: [], accessPoints: [] };
+  return { version: 1, region, subnets: [], instances: [], volumes: [], clientTokens: [], snapshots: [], fileSystems: [], mountTargets: [], accessPoints: [] };
 }
 
 /** Temp file + fsync + rename: a crash leaves the old or the new document, never half of one. */
@@ -183,7 +190,10 @@ export async function writeAtomic(file: string, content: string): Promise<void> 
 
 export async function loadState(file: string): Promise<CloudState | undefined> {
   try {
-    return JSON.parse(await readFile(file, 'utf8')) as CloudState;
+    const state = JSON.parse(await readFile(file, 'utf8')) as CloudState;
+    // written before tokens outlived their volumes
+    state.clientTokens ??= [];
+    return state;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;

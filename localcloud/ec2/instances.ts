@@ -61,7 +61,7 @@ export async function runInstances(cloud: Cloud, p: Params): Promise<Record<stri
     cloud.state.instances.push(instance);
     launched.push(instance);
   }
-  return { reservationId, ownerId: ACCOUNT_ID, groupSet: [], instancesSet: launched.map((i) => instanceXml(cloud, i)) };
+  return { reservationId, ownerId: ACCOUNT_ID, groupSet: [], instancesSet: launched.map((i) => instanceXml(i, cloud.state.volumes)) };
 }
 
 const INSTANCE_FILTERS: FilterFields<Instance> = {
@@ -74,22 +74,23 @@ const INSTANCE_FILTERS: FilterFields<Instance> = {
   'instance-type': (i) => [i.instanceType],
 };
 
-function instancesByIds(cloud: Cloud, ids: string[]): Instance[] {
-  return byIds(cloud.state.instances, ids, (missing) => new ApiError('InvalidInstanceID.NotFound', `The instance IDs '${missing.join(', ')}' do not exist`));
+function instancesByIds(instances: Instance[], ids: string[]): Instance[] {
+  return byIds(instances, ids, (missing) => new ApiError('InvalidInstanceID.NotFound', `The instance IDs '${missing.join(', ')}' do not exist`));
 }
 
 export async function describeInstances(cloud: Cloud, p: Params): Promise<Record<string, XmlValue>> {
   const ids = p.strings('InstanceId');
-  const all = ids.length ? instancesByIds(cloud, ids) : cloud.state.instances;
+  const { instances, volumes } = cloud.consistency.view();
+  const all = ids.length ? instancesByIds(instances, ids) : instances;
   const { items, nextToken } = page(applyFilters(all, p, INSTANCE_FILTERS), p, { max: 1000, idsGiven: ids.length > 0, idSetName: 'instanceIdSet' });
   const reservations = new Map<string, Instance[]>();
   for (const i of items) reservations.set(i.reservationId, [...(reservations.get(i.reservationId) ?? []), i]);
   return {
-    reservationSet: [...reservations].map(([reservationId, instances]) => ({
+    reservationSet: [...reservations].map(([reservationId, members]) => ({
       reservationId,
       ownerId: ACCOUNT_ID,
       groupSet: [],
-      instancesSet: instances.map((i) => instanceXml(cloud, i)),
+      instancesSet: members.map((i) => instanceXml(i, volumes)),
     })),
     nextToken,
   };
@@ -103,8 +104,7 @@ async function changeState(
 ): Promise<Record<string, XmlValue>> {
   const ids = p.strings('InstanceId');
   if (!ids.length) throw new ApiError('MissingParameter', 'The request must contain the parameter InstanceId');
-  const instances = instancesByIds(cloud, ids);
-  const moves = instances.map((i) => ({ i, previous: i.state, next: change(i) }));
+  const moves = instancesByIds(cloud.state.instances, ids).map((i) => ({ i, previous: i.state, next: change(i) }));
   for (const { i, next } of moves) {
     if (!next) continue;
     i.state = next.to;

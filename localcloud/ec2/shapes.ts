@@ -70,8 +70,9 @@ export function instanceStateXml(state: InstanceState): XmlValue {
   return { code: STATE_CODES[state], name: state };
 }
 
-export function instanceXml(cloud: Cloud, i: Instance): XmlValue {
-  const attached = cloud.state.volumes.filter((v) => v.attachment?.instanceId === i.id);
+/** volumes: the account's, as the answer sees them */
+export function instanceXml(i: Instance, volumes: Volume[]): XmlValue {
+  const attached = volumes.filter((v) => v.attachment?.instanceId === i.id);
   return {
     instanceId: i.id,
     imageId: i.imageId,

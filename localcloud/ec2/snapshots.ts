@@ -54,9 +54,10 @@ const SNAPSHOT_FILTERS: FilterFields<Snapshot> = {
 /** OwnerId.N / RestorableBy are accepted and ignored: every snapshot belongs to the one emulated account. */
 export async function describeSnapshots(cloud: Cloud, p: Params): Promise<Record<string, XmlValue>> {
   const ids = p.strings('SnapshotId');
+  const { snapshots } = cloud.consistency.view();
   const all = ids.length
-    ? byIds(cloud.state.snapshots, ids, (missing) => new ApiError('InvalidSnapshot.NotFound', `The snapshot '${missing.join(', ')}' does not exist.`))
-    : cloud.state.snapshots;
+    ? byIds(snapshots, ids, (missing) => new ApiError('InvalidSnapshot.NotFound', `The snapshot '${missing.join(', ')}' does not exist.`))
+    : snapshots;
   const { items, nextToken } = page(applyFilters(all, p, SNAPSHOT_FILTERS), p, { max: 1000, idsGiven: ids.length > 0, idSetName: 'snapshotIdSet' });
   return { snapshotSet: items.map(snapshotXml), nextToken };
 }

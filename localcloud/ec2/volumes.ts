@@ -52,7 +52,7 @@ function volumeConfig(size: number, type: string, iops: number | undefined, thro
 }
 
 async function sizeFile(file: string, gib: number): Promise<void> {
-  const fh = await open(file, 'a');
+  const fh = await open(file, 'a', 0o600);
   try {
     await fh.truncate(gib * GiB);
   } finally {
@@ -79,11 +79,17 @@ export async function createVolume(cloud: Cloud, p: Params): Promise<Record<stri
 
   const clientToken = p.str('ClientToken');
   const fingerprint = JSON.stringify({ zone, snapshotId, size: p.int('Size'), config, encrypted, kmsKeyId, tags });
-  const earlier = clientToken ? cloud.state.volumes.find((v) => v.clientToken === clientToken) : undefined;
+  // EC2 remembers a token after its volume is gone: a retry with the same parameters answers the
+  // original volume ("the result might contain updated information, such as the current creation
+  // status"), other parameters fail with IdempotentParameterMismatch. A token lives at least 24 hours
+  // after its resource is gone, with no documented end, so none is ever forgotten here
+  // (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html).
+  const earlier = clientToken ? cloud.state.clientTokens.find((t) => t.token === clientToken) : undefined;
   if (earlier) {
     if (earlier.fingerprint !== fingerprint)
       throw new ApiError('IdempotentParameterMismatch', `The client token '${clientToken}' was already used with different parameters.`);
-    return volumeXml(cloud, earlier);
+    const current = cloud.state.volumes.find((v) => v.id === earlier.volume.id);
+    return current ? volumeXml(cloud, current) : { ...volumeXml(cloud, earlier.volume), status: 'deleted' };
   }
 
   const id = newId('vol');
@@ -101,10 +107,9 @@ export async function createVolume(cloud: Cloud, p: Params): Promise<Record<stri
     due: Date.now() + cloud.latency.createVolume(),
     createTime: isoNow(),
     tags,
-    clientToken,
-    fingerprint: clientToken ? fingerprint : undefined,
   };
   cloud.state.volumes.push(volume);
+  if (clientToken) cloud.state.clientTokens.push({ token: clientToken, fingerprint, volume: structuredClone(volume) });
   return volumeXml(cloud, volume);
 }
 
@@ -124,9 +129,10 @@ const VOLUME_FILTERS: FilterFields<Volume> = {
 
 export async function describeVolumes(cloud: Cloud, p: Params): Promise<Record<string, XmlValue>> {
   const ids = p.strings('VolumeId');
+  const { volumes } = cloud.consistency.view();
   const all = ids.length
-    ? byIds(cloud.state.volumes, ids, (missing) => new ApiError('InvalidVolume.NotFound', `The volume '${missing.join(', ')}' does not exist.`))
-    : cloud.state.volumes;
+    ? byIds(volumes, ids, (missing) => new ApiError('InvalidVolume.NotFound', `The volume '${missing.join(', ')}' does not exist.`))
+    : volumes;
   const { items, nextToken } = page(applyFilters(all, p, VOLUME_FILTERS), p, { max: 500, idsGiven: ids.length > 0, idSetName: 'volumeIdSet' });
   return { volumeSet: items.map((v) => volumeXml(cloud, v)), nextToken };
 }

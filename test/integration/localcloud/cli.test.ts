@@ -29,13 +29,14 @@ test('--help and bad flags', async () => {
   expect(await localcloudCommand(['--listen', '127.0.0.1:1'])).toBe(2);
   expect(await localcloudCommand(['--dir', dir, '--latency', 'slow'])).toBe(2);
   expect(await localcloudCommand(['--dir', dir, '--faults', 'boom=1'])).toBe(2);
+  expect(await localcloudCommand(['--dir', dir, '--consistency', 'often'])).toBe(2);
   expect(await localcloudCommand(['--dir', dir, '--listen', 'nowhere'])).toBe(2);
   expect(await localcloudCommand(['--bogus'])).toBe(2);
-  expect(err.join('')).toMatch(/--dir is required[\s\S]*--latency slow[\s\S]*unknown fault boom[\s\S]*--listen nowhere/);
+  expect(err.join('')).toMatch(/--dir is required[\s\S]*--latency slow[\s\S]*unknown fault boom[\s\S]*--consistency often: expected[\s\S]*--listen nowhere/);
 });
 
 test('serves until SIGTERM, logging its URL as one JSON line', async () => {
-  const running = localcloudCommand(['--dir', dir, '--zones', 'us-east-1a,us-east-1b', '--faults', 'stuck-attach=1']);
+  const running = localcloudCommand(['--dir', dir, '--zones', 'us-east-1a,us-east-1b', '--faults', 'stuck-attach=1', '--consistency', 'eventual=500,seed=3']);
   const ready = async (): Promise<{ url: string; zones: string[] }> => {
     for (;;) {
       const line = out.find((l) => l.includes('localcloud ready'));
@@ -49,6 +50,7 @@ test('serves until SIGTERM, logging its URL as one JSON line', async () => {
   try {
     expect((await ec2.send(new DescribeAvailabilityZonesCommand({}))).AvailabilityZones).toHaveLength(2);
     expect(await (await fetch(`${url}/_localcloud/faults`)).json()).toEqual({ stuckAttach: 1 });
+    expect(await (await fetch(`${url}/_localcloud/consistency`)).json()).toEqual({ mode: 'eventual', maxLagMs: 500, seed: 3 });
   } finally {
     ec2.destroy();
     process.emit('SIGTERM');
