@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import type { Dirent, Stats } from 'node:fs';
 import { DataSafetyError, HostError } from '../core/errors.js';
+import { isErrno } from './errno.js';
 
 const DIR_FLAGS = constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW;
 /** Small records only (holder markers, heartbeats): a planted huge file is refused, not read. */
@@ -210,10 +211,4 @@ function checkName(name: string, where: string): string {
 
 function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-// Duck-typed: errors from node:fs do not pass `instanceof Error` inside jest's module sandbox.
-function isErrno(err: unknown, ...codes: string[]): boolean {
-  const code = typeof err === 'object' && err !== null ? (err as NodeJS.ErrnoException).code : undefined;
-  return code !== undefined && codes.includes(code);
 }

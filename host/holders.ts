@@ -58,7 +58,8 @@ async function usesOf(procDir: string, pid: number, target: string): Promise<Hol
   return { pid, command: await commandOf(procDir, pid), uses };
 }
 
-async function commandOf(procDir: string, pid: number): Promise<string> {
+/** A process's command name, `?` when it is gone or hidden. */
+export async function commandOf(procDir: string, pid: number): Promise<string> {
   const comm = await readFile(join(procDir, String(pid), 'comm'), 'utf8').catch(() => '');
   return comm.trim() || '?';
 }

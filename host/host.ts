@@ -74,6 +74,12 @@ export interface Host {
   /** The mount whose mount point is exactly `target`, if any. */
   mountAt(target: string): Promise<MountEntry | undefined>;
   sync(): Promise<void>;
+  /**
+   * Undefined when an exclusive open of the block device succeeds: nothing mounts or claims it, in
+   * any mount namespace. Otherwise who holds it, as far as can be found from here. A path that is
+   * not a block device, or an open that fails otherwise, is a HostError: never taken for "free".
+   */
+  deviceHeldBy(device: string): Promise<string | undefined>;
   /** The same host, logging on an operation's logger (bound to its volume) instead of the process's. */
   withLog(log: Logger): Host;
 }

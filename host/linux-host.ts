@@ -3,6 +3,8 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { DataSafetyError, HostError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/log.js';
 import type { Filesystem } from '../core/volume-options.js';
+import { isErrno } from './errno.js';
+import { deviceHeldBy } from './exclusive-open.js';
 import { CommandError, DEFAULT_TIMEOUT_MS, runCommand, type ExecRunner } from './exec.js';
 import type { DeviceProbe, Host, MountEntry, UnmountOptions } from './host.js';
 import { describeHolders, findHolders, isUnder } from './holders.js';
@@ -237,6 +239,11 @@ export function createLinuxHost(options: LinuxHostOptions): Host {
     mounts,
     mountAt,
 
+    deviceHeldBy(device) {
+      requireAbsolute(device, 'device');
+      return deviceHeldBy(device, { procDir, sysDir });
+    },
+
     async sync() {
       await exec('sync', []);
     },
@@ -305,10 +312,4 @@ function parseExport(text: string): Map<string, string> {
     if (eq > 0) fields.set(line.slice(0, eq), line.slice(eq + 1));
   }
   return fields;
-}
-
-// Duck-typed: errors from node:fs do not pass `instanceof Error` inside jest's module sandbox.
-function isErrno(err: unknown, ...codes: string[]): boolean {
-  const code = typeof err === 'object' && err !== null ? (err as NodeJS.ErrnoException).code : undefined;
-  return code !== undefined && codes.includes(code);
 }

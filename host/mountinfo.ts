@@ -2,6 +2,12 @@ import { readFile } from 'node:fs/promises';
 import { HostError } from '../core/errors.js';
 import type { MountEntry } from './host.js';
 
+/** A mountinfo line with what only the kernel's own view has. */
+export interface MountinfoEntry extends MountEntry {
+  /** `major:minor` of the mounted filesystem's device: for a block device, the device's own number. */
+  devno: string;
+}
+
 /**
  * The kernel escapes space, tab, newline and backslash in mountinfo paths as three octal digits
  * (`\040`); nothing else is escaped.
@@ -15,8 +21,8 @@ export function unescapeMountField(field: string): string {
  * `36 35 98:0 /root /target rw,noatime [optional fields…] - fstype source super-options`.
  * The optional fields vary in number, so the fields after the ` - ` separator are found by it.
  */
-export function parseMountinfo(text: string): MountEntry[] {
-  const entries: MountEntry[] = [];
+export function parseMountinfo(text: string): MountinfoEntry[] {
+  const entries: MountinfoEntry[] = [];
   for (const line of text.split('\n')) {
     if (line.trim() === '') continue;
     const fields = line.split(' ');
@@ -26,6 +32,7 @@ export function parseMountinfo(text: string): MountEntry[] {
     }
     entries.push({
       mountId: Number(fields[0]),
+      devno: fields[2],
       root: unescapeMountField(fields[3]),
       target: unescapeMountField(fields[4]),
       options: fields[5],
@@ -36,6 +43,6 @@ export function parseMountinfo(text: string): MountEntry[] {
   return entries;
 }
 
-export async function readMountinfo(path = '/proc/self/mountinfo'): Promise<MountEntry[]> {
+export async function readMountinfo(path = '/proc/self/mountinfo'): Promise<MountinfoEntry[]> {
   return parseMountinfo(await readFile(path, 'utf8'));
 }

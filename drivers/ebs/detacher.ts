@@ -116,13 +116,22 @@ export class Detacher {
     }
   }
 
-  /** Invariant 4: never detach a device that is mounted anywhere on this node. */
+  /**
+   * Invariant 4: never detach a device that is mounted anywhere on this node. Our mountinfo names
+   * a mount we can see; only the exclusive open sees one in another mount namespace (a container,
+   * an `nsenter` by hand) or a claim by the kernel.
+   */
   private async refuseIfMounted(volume: EbsVolume, requested: string | undefined): Promise<void> {
     const device = await this.deps.host.findDevice(volume.id, requested);
     if (!device) return;
+    const context = { volumeId: volume.id, device };
     const still = (await this.deps.host.mounts()).find((m) => m.source === device);
     if (still) {
-      throw new VolumeBusyError(`device ${device} of volume ${volume.name} is still mounted at ${still.target}; not detaching it`, { volumeId: volume.id, device });
+      throw new VolumeBusyError(`device ${device} of volume ${volume.name} is still mounted at ${still.target}; not detaching it`, context);
+    }
+    const holder = await this.deps.host.deviceHeldBy(device);
+    if (holder !== undefined) {
+      throw new VolumeBusyError(`device ${device} of volume ${volume.name} is held elsewhere (${holder}); not detaching it`, context);
     }
   }
 }

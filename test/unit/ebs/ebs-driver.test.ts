@@ -378,7 +378,7 @@ describe('unmount', () => {
     await driver.mount('data', ctx('data'));
     ec2.resetCalls();
     await driver.unmount('data', ctx('data'));
-    expect(host.calls.slice(-2)).toEqual(['unmount /mnt/stowage/data', `findDevice ${id} /dev/xvdba`]);
+    expect(host.calls.slice(-3)).toEqual(['unmount /mnt/stowage/data', `findDevice ${id} /dev/xvdba`, `deviceHeldBy /dev/nvme-${id}`]);
     expect(ec2.sequence()).toEqual(['DescribeVolumes', 'DetachVolume', 'DescribeVolumes']);
     expect(ec2.input('DetachVolume')).toEqual({ VolumeId: id, InstanceId: ME });
     expect(ec2.volumes.get(id)!.Attachments).toEqual([]);

@@ -16,6 +16,8 @@ export class FakeHost implements Host {
   readonly mounted: MountEntry[] = [];
   /** Targets whose umount fails as busy. */
   readonly busy = new Set<string>();
+  /** Devices an exclusive open finds busy: mounted in another mount namespace, or claimed by the kernel. */
+  readonly busyDevices = new Set<string>();
 
   async findDevice(volumeId: string, requestedName?: string): Promise<string | undefined> {
     this.calls.push(`findDevice ${volumeId} ${requestedName ?? ''}`.trim());
@@ -62,6 +64,10 @@ export class FakeHost implements Host {
     return this.mounted.find((m) => m.target === target);
   }
   async sync(): Promise<void> {}
+  async deviceHeldBy(device: string): Promise<string | undefined> {
+    this.calls.push(`deviceHeldBy ${device}`);
+    return this.busyDevices.has(device) ? 'mounted at /srv/elsewhere in the mount namespace of pid 77 (postgres)' : undefined;
+  }
 
   withLog(): Host {
     return this;

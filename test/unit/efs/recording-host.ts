@@ -46,6 +46,9 @@ export class RecordingHost implements Host {
   async fsck(): Promise<void> {
     throw new Error('not used by shared drivers');
   }
+  async deviceHeldBy(): Promise<string | undefined> {
+    throw new Error('not used by shared drivers');
+  }
   async mount(): Promise<void> {
     throw new Error('not used by shared drivers');
   }

@@ -17,7 +17,7 @@ describe('parseMountinfo', () => {
     const entries = parseMountinfo(SAMPLE);
     expect(entries).toHaveLength(4);
     expect(entries[1]).toEqual({
-      mountId: 36, root: '/mnt1', target: '/mnt2', options: 'rw,noatime', fstype: 'ext3', source: '/dev/root',
+      mountId: 36, devno: '98:0', root: '/mnt1', target: '/mnt2', options: 'rw,noatime', fstype: 'ext3', source: '/dev/root',
     });
     expect(entries[2]).toMatchObject({ mountId: 40, target: '/mnt/stowage/my volume', fstype: 'ext4', source: '/dev/loop0' });
   });
