@@ -1,6 +1,7 @@
 /**
  * The chaos run as part of npm test: a fixed seed and a short budget. `npm run chaos -- --seed S
- * --steps N` runs this same file with CHAOS_SEED, CHAOS_STEPS (and CHAOS_LAG_MS, CHAOS_SHRINK_MS).
+ * --steps N` runs this same file with CHAOS_SEED, CHAOS_STEPS (and CHAOS_LAG_MS, CHAOS_SHRINK_MS,
+ * CHAOS_VERBOSE).
  */
 import { asRoot } from '../helpers/as-root.js';
 import { formatReport, runChaos } from './chaos.js';
@@ -10,6 +11,7 @@ const options = {
   steps: Number(process.env.CHAOS_STEPS ?? 40),
   lagMs: Number(process.env.CHAOS_LAG_MS ?? 1000),
   shrinkMs: Number(process.env.CHAOS_SHRINK_MS ?? 5 * 60_000),
+  verbose: process.env.CHAOS_VERBOSE === '1',
 };
 /** Room for the slowest steps (a cross-zone move under faults takes tens of seconds) and for shrinking. */
 const TIMEOUT_MS = options.steps * 30_000 + options.shrinkMs + 10 * 60_000;

@@ -15,6 +15,8 @@ export interface ChaosOptions {
   lagMs: number;
   /** How long shrinking a failure may take. */
   shrinkMs: number;
+  /** Prints every sequence's trace as it ends. */
+  verbose?: boolean;
 }
 
 export interface Failure {
@@ -27,6 +29,7 @@ export interface ChaosReport {
   stepsDone: number;
   sequences: number;
   faults: Record<string, number>;
+  steps: Record<string, number>;
   /** EC2 answers the injected faults produced, as the drivers saw them. */
   injected: { throttled: number; serverErrors: number };
   /** The first failure as found, and the shortest trace shrinking reached. */
@@ -55,6 +58,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         world.trace.push(`${world.trace.length + 1}. clean up, then count what is left`);
         await cleanUp(model, world);
       } catch (err) {
+        if (options.verbose) process.stdout.write(`sequence ${sequences} failed:\n${world.trace.join('\n')}\n${String(err)}\n`);
         // An error that is no invariant (the harness itself) is reported and shrunk the same way.
         const failure = { violation: err instanceof Violation ? err.message : `the run failed (not an invariant): ${String(err)}`, trace: [...world.trace] };
         if (!found) {
@@ -64,6 +68,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (!shortest || failure.trace.length <= shortest.trace.length) shortest = failure;
         throw err;
       }
+      if (options.verbose) process.stdout.write(`sequence ${sequences}:\n${world.trace.join('\n')}\n`);
     });
     // Every sequence spends from one budget, so there are never more sequences than steps; the rest return at once.
     await fc.check(property, { seed: options.seed, numRuns: options.steps, endOnFailure: false });
@@ -75,6 +80,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     stepsDone: world.stepsDone,
     sequences,
     faults: world.faultCounts,
+    steps: Object.fromEntries([...world.stepKinds].sort()),
     injected: { throttled: world.bed.counter.count(undefined, 'throttled'), serverErrors: world.bed.counter.count(undefined, 'error') },
     ...(found && { found }),
     ...(shortest && { shortest }),
@@ -84,7 +90,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 export function formatReport(r: ChaosReport): string {
   const lines = [
     `chaos: seed ${r.options.seed}, ${r.stepsDone} steps done of ${r.options.steps} in ${r.sequences} sequence(s); 3 nodes (a1, a2 in us-east-1a; b1 in us-east-1b); localcloud eventual=${r.options.lagMs}`,
-    `faults: ${Object.entries(r.faults).map(([kind, n]) => `${kind} ${n}`).join(', ')}; EC2 calls throttled ${r.injected.throttled}, failed with 5xx ${r.injected.serverErrors}`,
+    `faults: ${Object.entries(r.faults).map(([kind, n]) => `${kind} ${n}`).join(', ')}; EC2 calls throttled ${r.injected.throttled}, failed (5xx or connection) ${r.injected.serverErrors}`,
+    `steps: ${Object.entries(r.steps).map(([kind, n]) => `${kind} ${n}`).join(', ')}`,
     `violations: ${r.found ? 1 : 0}`,
   ];
   if (r.found && r.shortest) {

@@ -47,7 +47,7 @@ const downCount = (m: Model) => m.nodes.filter((n) => n.dead || n.frozen).length
 type Cmd = fc.AsyncCommand<Model, ChaosWorld>;
 
 abstract class Step implements Cmd {
-  abstract describe(): string;
+  abstract toString(): string;
   protected abstract ready(m: Model): boolean;
   protected abstract act(m: Model, w: ChaosWorld): Promise<string>;
 
@@ -57,11 +57,41 @@ abstract class Step implements Cmd {
 
   async run(m: Model, w: ChaosWorld): Promise<void> {
     m.budget.left--;
-    await w.step(this.describe(), () => this.act(m, w));
+    await w.step(this.constructor.name, this.describe(m), () => this.act(m, w));
   }
 
-  toString(): string {
-    return this.describe();
+  /** The step as the trace shows it, with what it resolved to in this model. */
+  protected describe(_m: Model): string {
+    return this.toString();
+  }
+}
+
+/**
+ * A step on one of the names: the first, from the drawn one on, that the step fits, so that a
+ * drawn step seldom goes unused (a Write when the drawn name is not mounted writes to one that is).
+ */
+abstract class VolumeStep extends Step {
+  constructor(readonly v: number) {
+    super();
+  }
+  protected abstract fits(m: Model, name: string): boolean;
+  protected abstract on(m: Model, w: ChaosWorld, name: string): Promise<string>;
+  protected abstract text(name: string): string;
+
+  protected pick(m: Model): string | undefined {
+    return NAMES.map((_, i) => NAMES[(this.v + i) % NAMES.length]!).find((name) => this.fits(m, name));
+  }
+  ready(m: Model) {
+    return this.pick(m) !== undefined;
+  }
+  act(m: Model, w: ChaosWorld) {
+    return this.on(m, w, this.pick(m)!);
+  }
+  protected override describe(m: Model) {
+    return this.text(this.pick(m)!);
+  }
+  toString() {
+    return this.text(`volume #${this.v}`);
   }
 }
 
@@ -109,101 +139,105 @@ async function reap(m: Model, w: ChaosWorld, n: number): Promise<string> {
   return results.length ? results.join('; ') : 'ok';
 }
 
-class Create extends Step {
-  constructor(readonly v: number, readonly n: number) {
-    super();
+/** `docker volume create`. */
+class Create extends VolumeStep {
+  constructor(v: number, readonly n: number) {
+    super(v);
   }
-  describe() {
-    return `create ${NAMES[this.v]} on ${label(this.n)}`;
+  text(name: string) {
+    return `create ${name} on ${label(this.n)}`;
   }
-  ready(m: Model) {
+  fits(m: Model) {
     return up(m, this.n);
   }
-  async act(m: Model, w: ChaosWorld) {
-    const name = NAMES[this.v]!;
+  async on(m: Model, w: ChaosWorld, name: string) {
     const out = await w.call(() => w.service(w.nodes[this.n]!).create(name, RELOCATABLE_OPTS), 3);
     if (out.ok && !m.volumes.has(name)) m.volumes.set(name, { life: randomUUID().slice(0, 8), written: 0, durable: 0 });
     return out.ok ? 'ok' : `failed: ${out.error}`;
   }
 }
 
-/** A task starts on a node: a first Mount there, another reference, or a task rescheduled from a node that is down. */
-class Mount extends Step {
-  constructor(readonly v: number, readonly n: number) {
-    super();
+/**
+ * A task starts on a node (`docker run -v NAME:/data`: dockerd creates a missing volume first): a
+ * first Mount there, another reference, or a task rescheduled from a node that is down.
+ */
+class Mount extends VolumeStep {
+  constructor(v: number, readonly n: number) {
+    super(v);
   }
-  describe() {
-    return `mount ${NAMES[this.v]} on ${label(this.n)}`;
+  text(name: string) {
+    return `start a task with ${name} on ${label(this.n)}`;
   }
-  ready(m: Model) {
-    const v = m.volumes.get(NAMES[this.v]!);
-    return v !== undefined && up(m, this.n) && (!v.holder || v.holder.node === this.n || !up(m, v.holder.node));
+  fits(m: Model, name: string) {
+    const v = m.volumes.get(name);
+    return up(m, this.n) && (!v?.holder || v.holder.node === this.n || !up(m, v.holder.node));
   }
-  async act(m: Model, w: ChaosWorld) {
-    const name = NAMES[this.v]!;
+  async on(m: Model, w: ChaosWorld, name: string) {
+    const service = w.service(w.nodes[this.n]!);
+    let created = '';
+    if (!m.volumes.has(name)) {
+      const out = await w.call(() => service.create(name, RELOCATABLE_OPTS), 3);
+      if (!out.ok) return `create failed: ${out.error}`;
+      m.volumes.set(name, { life: randomUUID().slice(0, 8), written: 0, durable: 0 });
+      created = 'created; ';
+    }
     const id = `task-${++m.nextId}`;
-    const out = await w.call(() => w.service(w.nodes[this.n]!).mount(name, id), 4);
-    return out.ok ? mounted(m, w, name, this.n, id, out.value) : `failed: ${out.error}`;
+    const out = await w.call(() => service.mount(name, id), 4);
+    return created + (out.ok ? await mounted(m, w, name, this.n, id, out.value) : `mount failed: ${out.error}`);
   }
 }
 
-class Write extends Step {
-  constructor(readonly v: number, readonly records: number) {
-    super();
+class Write extends VolumeStep {
+  constructor(v: number, readonly records: number) {
+    super(v);
   }
-  describe() {
-    return `write ${this.records} records to ${NAMES[this.v]}`;
+  text(name: string) {
+    return `write ${this.records} records to ${name}`;
   }
-  ready(m: Model) {
-    const h = m.volumes.get(NAMES[this.v]!)?.holder;
-    return h !== undefined && !m.nodes[h.node]!.frozen;
+  fits(m: Model, name: string) {
+    const h = m.volumes.get(name)?.holder;
+    return h !== undefined && h.ids.length > 0 && !m.nodes[h.node]!.frozen;
   }
-  async act(m: Model, w: ChaosWorld) {
-    const name = NAMES[this.v]!;
+  async on(m: Model, w: ChaosWorld, name: string) {
     const v = m.volumes.get(name)!;
     const h = v.holder!;
     if (!(await w.writable(name, w.nodes[h.node]!, h.mountpoint))) return `skipped: ${name} is no longer attached to ${label(h.node)} (I/O would fail)`;
     await appendRecords(h.mountpoint, v.life, v.written, this.records);
     v.written += this.records;
-    return `ok, ${v.written} written, ${v.durable} durable`;
+    return `ok on ${label(h.node)}, ${v.written} written, ${v.durable} durable`;
   }
 }
 
 /** A task stops: dockerd sends one Unmount and never repeats it. */
-class Unmount extends Step {
-  constructor(readonly v: number) {
-    super();
+class Unmount extends VolumeStep {
+  text(name: string) {
+    return `stop a task of ${name}`;
   }
-  describe() {
-    return `unmount ${NAMES[this.v]}`;
-  }
-  ready(m: Model) {
-    const h = m.volumes.get(NAMES[this.v]!)?.holder;
+  fits(m: Model, name: string) {
+    const h = m.volumes.get(name)?.holder;
     return h !== undefined && h.ids.length > 0 && up(m, h.node);
   }
-  async act(m: Model, w: ChaosWorld) {
-    const name = NAMES[this.v]!;
+  async on(m: Model, w: ChaosWorld, name: string) {
     const h = m.volumes.get(name)!.holder!;
     const id = h.ids[0]!;
     const out = await w.call(() => w.service(w.nodes[h.node]!).unmount(name, id), 1);
-    return `on ${label(h.node)}: ${await unmounted(m, w, name, id, out)}`;
+    return `unmount on ${label(h.node)}: ${await unmounted(m, w, name, id, out)}`;
   }
 }
 
 /** Swarm moves a task: the new node's Mount may come before the old node's Unmount, and waits for it. */
-class Move extends Step {
-  constructor(readonly v: number, readonly n: number) {
-    super();
+class Move extends VolumeStep {
+  constructor(v: number, readonly n: number) {
+    super(v);
   }
-  describe() {
-    return `move ${NAMES[this.v]} to ${label(this.n)}`;
+  text(name: string) {
+    return `move the task of ${name} to ${label(this.n)}`;
   }
-  ready(m: Model) {
-    const h = m.volumes.get(NAMES[this.v]!)?.holder;
+  fits(m: Model, name: string) {
+    const h = m.volumes.get(name)?.holder;
     return h !== undefined && h.ids.length === 1 && h.node !== this.n && up(m, h.node) && up(m, this.n);
   }
-  async act(m: Model, w: ChaosWorld) {
-    const name = NAMES[this.v]!;
+  async on(m: Model, w: ChaosWorld, name: string) {
     const h = m.volumes.get(name)!.holder!;
     const oldId = h.ids[0]!;
     const id = `task-${++m.nextId}`;
@@ -216,18 +250,18 @@ class Move extends Step {
   }
 }
 
-class Remove extends Step {
-  constructor(readonly v: number, readonly n: number) {
-    super();
+/** `docker volume rm` on any node: refused while a task uses the volume, here or elsewhere. */
+class Remove extends VolumeStep {
+  constructor(v: number, readonly n: number) {
+    super(v);
   }
-  describe() {
-    return `remove ${NAMES[this.v]} on ${label(this.n)}`;
+  text(name: string) {
+    return `remove ${name} on ${label(this.n)}`;
   }
-  ready(m: Model) {
-    return m.volumes.has(NAMES[this.v]!) && up(m, this.n);
+  fits(m: Model, name: string) {
+    return m.volumes.has(name) && up(m, this.n);
   }
-  async act(m: Model, w: ChaosWorld) {
-    const name = NAMES[this.v]!;
+  async on(m: Model, w: ChaosWorld, name: string) {
     const inUse = (await w.kernelMounts()).filter((k) => k.node && k.node.current && !k.node.frozen && k.target === m.volumes.get(name)!.holder?.mountpoint);
     const out = await w.call(() => w.service(w.nodes[this.n]!).remove(name), 3);
     if (out.ok && inUse.length > 0) throw new Violation('Remove refuses a volume in use', `Remove ${name} on ${label(this.n)} succeeded while ${inUse.map((k) => k.target).join(', ')} was mounted`);
@@ -244,7 +278,7 @@ class Kill extends Step {
   constructor(readonly n: number) {
     super();
   }
-  describe() {
+  toString() {
     return `kill -9 the plugin on ${label(this.n)}`;
   }
   ready(m: Model) {
@@ -262,7 +296,7 @@ class Restart extends Step {
   constructor(readonly n: number) {
     super();
   }
-  describe() {
+  toString() {
     return `start the plugin on ${label(this.n)} again`;
   }
   ready(m: Model) {
@@ -279,7 +313,7 @@ class Freeze extends Step {
   constructor(readonly n: number) {
     super();
   }
-  describe() {
+  toString() {
     return `instance of ${label(this.n)} unresponsive`;
   }
   ready(m: Model) {
@@ -297,7 +331,7 @@ class Thaw extends Step {
   constructor(readonly n: number) {
     super();
   }
-  describe() {
+  toString() {
     return `instance of ${label(this.n)} responds again`;
   }
   ready(m: Model) {
@@ -314,7 +348,7 @@ class CloudRestart extends Step {
   constructor(readonly pauseMs: number) {
     super();
   }
-  describe() {
+  toString() {
     return `restart localcloud (down ${this.pauseMs} ms)`;
   }
   ready() {
@@ -338,7 +372,7 @@ class CloudFault extends Step {
   constructor(readonly kind: keyof typeof FAULTS, readonly level: number, readonly steps: number) {
     super();
   }
-  describe() {
+  toString() {
     return `fault ${this.kind} ${JSON.stringify(FAULTS[this.kind](this.level))} for ${this.steps} steps`;
   }
   ready() {
@@ -352,30 +386,32 @@ class CloudFault extends Step {
   }
 }
 
-class OperatorSnapshot extends Step {
-  constructor(readonly v: number) {
-    super();
+class OperatorSnapshot extends VolumeStep {
+  text(name: string) {
+    return `stowage snapshot ${name}`;
   }
-  describe() {
-    return `stowage snapshot ${NAMES[this.v]}`;
+  fits(m: Model, name: string) {
+    return m.volumes.has(name);
   }
-  ready(m: Model) {
-    return m.volumes.has(NAMES[this.v]!);
-  }
-  async act(_m: Model, w: ChaosWorld) {
-    return operatorCommand(w.bed.lc, ['snapshot', NAMES[this.v]!]);
+  on(_m: Model, w: ChaosWorld, name: string) {
+    return operatorCommand(w.bed.lc, ['snapshot', name]);
   }
 }
 
 class Gc extends Step {
-  describe() {
+  toString() {
     return 'stowage gc --apply';
   }
   ready() {
     return true;
   }
   async act(_m: Model, w: ChaosWorld) {
-    return operatorCommand(w.bed.lc, ['gc', '--apply']);
+    const backups = await w.operatorSnapshots();
+    const outcome = await operatorCommand(w.bed.lc, ['gc', '--apply']);
+    const after = new Set(await w.operatorSnapshots());
+    const deleted = backups.filter((id) => !after.has(id));
+    if (deleted.length > 0) throw new Violation('operator snapshots are backups: retention and gc never delete them', `stowage gc --apply deleted ${deleted.join(', ')} (${outcome})`);
+    return outcome;
   }
 }
 
@@ -385,8 +421,8 @@ export function commandArbitraries(): fc.Arbitrary<Cmd>[] {
   const n = fc.integer({ min: 0, max: 2 });
   return [
     fc.oneof(
-      { weight: 4, arbitrary: fc.tuple(v, n).map(([a, b]) => new Create(a, b)) },
-      { weight: 6, arbitrary: fc.tuple(v, n).map(([a, b]) => new Mount(a, b)) },
+      { weight: 1, arbitrary: fc.tuple(v, n).map(([a, b]) => new Create(a, b)) },
+      { weight: 5, arbitrary: fc.tuple(v, n).map(([a, b]) => new Mount(a, b)) },
       { weight: 6, arbitrary: fc.tuple(v, fc.integer({ min: 1, max: 50 })).map(([a, b]) => new Write(a, b)) },
       { weight: 4, arbitrary: v.map((a) => new Unmount(a)) },
       { weight: 3, arbitrary: fc.tuple(v, n).map(([a, b]) => new Move(a, b)) },

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run chaos -- --seed S --steps N [--lag MS] [--shrink-minutes M]`: runs test/chaos/chaos.test.ts
+ * `npm run chaos -- --seed S --steps N [--lag MS] [--shrink-minutes M] [--verbose]`: runs test/chaos/chaos.test.ts
  * under jest (the repo runs TypeScript through ts-jest, so no second TypeScript loader is needed),
  * passing the settings as CHAOS_* variables; exits with jest's code, non-zero on a violation.
  */
@@ -9,11 +9,15 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const FLAGS = { '--seed': 'CHAOS_SEED', '--steps': 'CHAOS_STEPS', '--lag': 'CHAOS_LAG_MS', '--shrink-minutes': 'CHAOS_SHRINK_MS' };
-const USAGE = 'usage: npm run chaos -- --seed S --steps N [--lag MS] [--shrink-minutes M]\n';
+const USAGE = 'usage: npm run chaos -- --seed S --steps N [--lag MS] [--shrink-minutes M] [--verbose]\n';
 
 const env = { ...process.env };
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
+  if (argv[i] === '--verbose') {
+    env.CHAOS_VERBOSE = '1';
+    continue;
+  }
   const [flag, inline] = argv[i].split('=', 2);
   const value = inline ?? argv[++i];
   if (!(flag in FLAGS) || value === undefined || !/^\d+$/.test(value)) {

@@ -89,6 +89,8 @@ export class ChaosWorld {
   /** The current sequence's steps and what came of each. */
   trace: string[] = [];
   stepsDone = 0;
+  /** Steps by kind and outcome: what the run exercised. */
+  readonly stepKinds = new Map<string, number>();
   /** Cloud faults in force and for how many more steps. */
   private active = new Map<FaultKind, { spec: FaultSpec; steps: number }>();
   private readonly paths: Paths;
@@ -200,12 +202,14 @@ export class ChaosWorld {
   }
 
   /** One step: runs it, records it in the trace, checks the invariants, and ages the faults. */
-  async step(label: string, work: () => Promise<string>): Promise<void> {
+  async step(kind: string, label: string, work: () => Promise<string>): Promise<void> {
     this.stepsDone++;
     const index = this.trace.length + 1;
     this.trace.push(`${index}. ${label}`);
     const outcome = await work();
     this.trace[index - 1] += ` → ${outcome}`;
+    const counted = `${kind} ${/failed/.test(outcome) ? 'failed' : outcome.startsWith('skipped') ? 'skipped' : 'ok'}`;
+    this.stepKinds.set(counted, (this.stepKinds.get(counted) ?? 0) + 1);
     for (const [kind, f] of this.active) if (--f.steps <= 0) this.active.delete(kind);
     this.applyFaults();
     await this.checkInvariants();
@@ -307,6 +311,11 @@ export class ChaosWorld {
     for (const [name, where] of copies) {
       if (where.length > 1) throw new Violation('one writer: two mounted copies of one name', `${name}: ${where.join(', ')}`);
     }
+  }
+
+  /** Operator snapshots that exist now: backups, which nothing but the operator may delete. */
+  async operatorSnapshots(): Promise<string[]> {
+    return (await this.truth()).snapshots.filter((s) => s.tags[Tags.cluster] === CLUSTER && s.tags[Tags.snapshotReason] === 'operator').map((s) => s.id);
   }
 
   /** The operator's own clean-up: snapshots taken with `stowage snapshot` are backups nobody else deletes. */
