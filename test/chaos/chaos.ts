@@ -24,16 +24,20 @@ export interface Failure {
   trace: string[];
 }
 
-export interface ChaosReport {
-  options: ChaosOptions;
+interface Figures {
   stepsDone: number;
   sequences: number;
   faults: Record<string, number>;
   steps: Record<string, number>;
   /** EC2 answers the injected faults produced, as the drivers saw them. */
   injected: { throttled: number; serverErrors: number };
-  /** The first failure as found, and the shortest trace shrinking reached. */
+}
+
+export interface ChaosReport extends Figures {
+  options: ChaosOptions;
+  /** The first failure as found, and the shortest trace shrinking reached (replaying this many sequences). */
   found?: Failure;
+  shrinkSequences?: number;
   shortest?: Failure;
 }
 
@@ -44,6 +48,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   let found: Failure | undefined;
   let shortest: Failure | undefined;
   let shrinkUntil = Infinity;
+  const figuresNow = (): Figures => ({
+    stepsDone: world.stepsDone,
+    sequences,
+    faults: { ...world.faultCounts },
+    steps: Object.fromEntries([...world.stepKinds].sort()),
+    injected: { throttled: world.bed.counter.count(undefined, 'throttled'), serverErrors: world.bed.counter.count(undefined, 'error') },
+  });
+  let figures: Figures | undefined;
   try {
     const property = fc.asyncProperty(fc.commands(commandArbitraries(), { maxCommands: options.steps, size: 'max' }), async (commands) => {
       if (found ? Date.now() > shrinkUntil : budget.left <= 0) return;
@@ -64,6 +76,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (!found) {
           found = failure;
           shrinkUntil = Date.now() + options.shrinkMs;
+          // The run's figures stop here: shrinking replays steps, it does not add any.
+          figures = figuresNow();
         }
         if (!shortest || failure.trace.length <= shortest.trace.length) shortest = failure;
         throw err;
@@ -77,12 +91,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   }
   return {
     options,
-    stepsDone: world.stepsDone,
-    sequences,
-    faults: world.faultCounts,
-    steps: Object.fromEntries([...world.stepKinds].sort()),
-    injected: { throttled: world.bed.counter.count(undefined, 'throttled'), serverErrors: world.bed.counter.count(undefined, 'error') },
-    ...(found && { found }),
+    ...(figures ?? figuresNow()),
+    ...(found && { found, shrinkSequences: sequences - figures!.sequences }),
     ...(shortest && { shortest }),
   };
 }
@@ -96,7 +106,7 @@ export function formatReport(r: ChaosReport): string {
   ];
   if (r.found && r.shortest) {
     lines.push(`  first found: ${r.found.violation} (after ${r.found.trace.length} steps)`);
-    lines.push(`  shortest trace (${r.shortest.trace.length} steps): ${r.shortest.violation}`);
+    lines.push(`  shortest trace (${r.shortest.trace.length} steps, after ${r.shrinkSequences} sequences replayed to shrink): ${r.shortest.violation}`);
     lines.push(...r.shortest.trace.map((step) => `    ${step}`));
   }
   return lines.join('\n') + '\n';
