@@ -449,8 +449,8 @@ export function commandArbitraries(): fc.Arbitrary<Cmd>[] {
  * snapshots deleted; then nothing may be left behind.
  */
 export async function cleanUp(m: Model, w: ChaosWorld): Promise<void> {
+  w.calm();
   for (const [n, node] of m.nodes.entries()) {
-    if (node.frozen) w.thaw(w.nodes[n]!);
     if (node.dead) await w.start(w.nodes[n]!);
     node.dead = node.frozen = false;
     await reap(m, w, n);

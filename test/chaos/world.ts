@@ -119,9 +119,7 @@ export class ChaosWorld {
   /** A fresh start for one sequence: no volume, no fault, every node running with empty state. */
   async reset(): Promise<void> {
     for (const node of this.nodes) this.kill(node);
-    this.active.clear();
-    for (const node of this.nodes) node.frozen = false;
-    this.applyFaults();
+    this.calm();
     await this.sweep();
     for (const node of this.nodes) {
       await rm(node.stateDir, { recursive: true, force: true });
@@ -188,6 +186,16 @@ export class ChaosWorld {
   thaw(node: ChaosNode): void {
     node.frozen = false;
     node.backAt = Date.now();
+    this.applyFaults();
+  }
+
+  /** Ends every fault: the clean-up after a sequence is the operator's, on a cloud that works again. */
+  calm(): void {
+    this.active.clear();
+    for (const node of this.nodes.filter((n) => n.frozen)) {
+      node.frozen = false;
+      node.backAt = Date.now();
+    }
     this.applyFaults();
   }
 
