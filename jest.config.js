@@ -11,5 +11,7 @@ export default {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.test.json' }],
   },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
+  // dist/ holds the build (and a copy of package.json, for --version): not modules for tests.
+  modulePathIgnorePatterns: ['<rootDir>/dist/'],
   testTimeout: 120000,
 };

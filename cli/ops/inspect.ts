@@ -3,7 +3,9 @@ import type { OpsCommand } from './command.js';
 import type { OpsContext } from './context.js';
 import type { ParsedArgs } from './args.js';
 import type { RegionInventory } from './inventory.js';
-import { locateVolume } from './locate.js';
+import { locateVolume, type LocatedVolume } from './locate.js';
+import { SHARED_ROOT_FLAG, shareFolders, type ShareFolderRecord } from './share-folders.js';
+import { VolumeNotFoundError } from '../../core/errors.js';
 import { age, printJson, table } from './output.js';
 
 /** One entry of a volume's history, read back from tags and creation times. */
@@ -31,20 +33,44 @@ export function moveHistory(inv: RegionInventory): HistoryEvent[] {
   return events.sort((a, b) => (a.at ?? '').localeCompare(b.at ?? ''));
 }
 
-const USAGE = `Usage: stowage inspect NAME [--region R ...|--all-regions] [--cluster C] [--endpoint [REGION=]URL ...] [--json]
+const USAGE = `Usage: stowage inspect NAME [--region R ...|--all-regions] [--cluster C] [--endpoint [REGION=]URL ...] [--shared-root PATH] [--json]
 
 Everything about one volume: its EBS volume(s) (more than one while a move runs), attachment,
-tags, snapshots, and its move history as the tags record it.
+tags, snapshots, and its move history as the tags record it. A shared volume in directory mode is
+a folder on its share, read where the share is mounted (see stowage ls --help).
 
 Examples:
   stowage inspect db1 --region us-east-1
   stowage inspect db1 --all-regions --json | jq '.snapshots[0]'
 `;
 
+function printFolder(ctx: OpsContext, f: ShareFolderRecord): number {
+  if (ctx.json) {
+    printJson(ctx, { name: f.name, cluster: ctx.cluster, backing: 'shared', folder: f });
+    return 0;
+  }
+  ctx.io.stdout.write(
+    [
+      `Name:      ${f.name}`, `Cluster:   ${ctx.cluster}`, `Backing:   shared (a directory on ${f.share})`,
+      `Path:      ${f.path} (mounted here at ${f.shareRoot})`, `Owner:     ${f.uid}:${f.gid}, mode ${f.mode}`, `Created:   ${f.createdAt ?? 'unknown'}`,
+    ].join('\n') + '\n',
+  );
+  return 0;
+}
+
 async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
-  const { inventory, group } = await locateVolume(ctx, args.positionals[0]!);
-  const history = moveHistory(inventory);
   const name = args.positionals[0]!;
+  let located: LocatedVolume;
+  try {
+    located = await locateVolume(ctx, name);
+  } catch (err) {
+    // No AWS resource: a shared volume in directory mode has none.
+    const folder = err instanceof VolumeNotFoundError ? (await shareFolders(ctx, args)).find((f) => f.name === name) : undefined;
+    if (!folder) throw err;
+    return printFolder(ctx, folder);
+  }
+  const { inventory, group } = located;
+  const history = moveHistory(inventory);
   if (ctx.json) {
     printJson(ctx, {
       name, region: inventory.region, cluster: ctx.cluster,
@@ -77,4 +103,4 @@ async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
   return 0;
 }
 
-export const inspectCommand: OpsCommand = { name: 'inspect', usage: USAGE, flags: {}, positionals: 1, run };
+export const inspectCommand: OpsCommand = { name: 'inspect', usage: USAGE, flags: SHARED_ROOT_FLAG, positionals: 1, run };

@@ -82,8 +82,8 @@ asRoot('npm start, on the real bundle', () => {
 
   afterAll(async () => {
     if (first) await stop(first);
-    // the volumes made here stay attached across restarts by design: release them
-    await run(['plugin', '--dev', '--fresh'], { ...env, STOWAGE_SOCKET: path.join(dir, 'cleanup.sock') }).catch(() => undefined);
+    // attachments outlive a plugin by design: release the loop devices and mounts made here
+    if (dir) await run(['localcloud', '--dir', path.join(env.STOWAGE_STATE_DIR!, 'localcloud'), '--clean'], {});
     if (dir) await removeTree(dir);
   }, 60_000);
 
