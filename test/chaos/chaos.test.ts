@@ -10,7 +10,7 @@ const options = {
   seed: Number(process.env.CHAOS_SEED ?? 15),
   steps: Number(process.env.CHAOS_STEPS ?? 40),
   lagMs: Number(process.env.CHAOS_LAG_MS ?? 1000),
-  shrinkMs: Number(process.env.CHAOS_SHRINK_MS ?? 5 * 60_000),
+  shrinkMs: Number(process.env.CHAOS_SHRINK_MS ?? 2 * 60_000),
   verbose: process.env.CHAOS_VERBOSE === '1',
 };
 /** Room for the slowest steps (a cross-zone move under faults takes tens of seconds) and for shrinking. */

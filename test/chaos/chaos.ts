@@ -15,11 +15,12 @@ export interface ChaosOptions {
   lagMs: number;
   /** How long shrinking a failure may take. */
   shrinkMs: number;
-  /** Prints every sequence's trace as it ends. */
+  /** Prints every step as it starts and ends. */
   verbose?: boolean;
 }
 
 export interface Failure {
+  invariant: string;
   violation: string;
   trace: string[];
 }
@@ -39,14 +40,18 @@ export interface ChaosReport extends Figures {
   found?: Failure;
   shrinkSequences?: number;
   shortest?: Failure;
+  /** Other violations met while shrinking, each with its trace. */
+  others: Failure[];
 }
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const world = await ChaosWorld.open(options.lagMs, options.seed);
+  if (options.verbose) world.onStep = (line) => process.stdout.write(`${line}\n`);
   const budget = { left: options.steps };
   let sequences = 0;
   let found: Failure | undefined;
   let shortest: Failure | undefined;
+  const others: Failure[] = [];
   let shrinkUntil = Infinity;
   const figuresNow = (): Figures => ({
     stepsDone: world.stepsDone,
@@ -70,9 +75,14 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         world.trace.push(`${world.trace.length + 1}. clean up, then count what is left`);
         await cleanUp(model, world);
       } catch (err) {
-        if (options.verbose) process.stdout.write(`sequence ${sequences} failed:\n${world.trace.join('\n')}\n${String(err)}\n`);
+        if (options.verbose) process.stdout.write(`sequence ${sequences} failed: ${String(err)}\n`);
         // An error that is no invariant (the harness itself) is reported and shrunk the same way.
-        const failure = { violation: err instanceof Violation ? err.message : `the run failed (not an invariant): ${String(err)}`, trace: [...world.trace] };
+        const failure = { invariant: err instanceof Violation ? err.invariant : 'the run itself', violation: err instanceof Violation ? err.message : `the run failed (not an invariant): ${String(err)}`, trace: [...world.trace] };
+        // Shrinking keeps to the violation first found; others met on the way are reported, not chased.
+        if (found && failure.invariant !== found.invariant) {
+          if (!others.some((o) => o.invariant === failure.invariant)) others.push(failure);
+          return;
+        }
         if (!found) {
           found = failure;
           shrinkUntil = Date.now() + options.shrinkMs;
@@ -82,7 +92,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
         if (!shortest || failure.trace.length <= shortest.trace.length) shortest = failure;
         throw err;
       }
-      if (options.verbose) process.stdout.write(`sequence ${sequences}:\n${world.trace.join('\n')}\n`);
+      if (options.verbose) process.stdout.write(`sequence ${sequences} passed\n`);
     });
     // Every sequence spends from one budget, so there are never more sequences than steps; the rest return at once.
     await fc.check(property, { seed: options.seed, numRuns: options.steps, endOnFailure: false });
@@ -94,6 +104,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     ...(figures ?? figuresNow()),
     ...(found && { found, shrinkSequences: sequences - figures!.sequences }),
     ...(shortest && { shortest }),
+    others,
   };
 }
 
@@ -102,12 +113,16 @@ export function formatReport(r: ChaosReport): string {
     `chaos: seed ${r.options.seed}, ${r.stepsDone} steps done of ${r.options.steps} in ${r.sequences} sequence(s); 3 nodes (a1, a2 in us-east-1a; b1 in us-east-1b); localcloud eventual=${r.options.lagMs}`,
     `faults: ${Object.entries(r.faults).map(([kind, n]) => `${kind} ${n}`).join(', ')}; EC2 calls throttled ${r.injected.throttled}, failed (5xx or connection) ${r.injected.serverErrors}`,
     `steps: ${Object.entries(r.steps).map(([kind, n]) => `${kind} ${n}`).join(', ')}`,
-    `violations: ${r.found ? 1 : 0}`,
+    `violations: ${r.found ? 1 + r.others.length : 0}`,
   ];
   if (r.found && r.shortest) {
     lines.push(`  first found: ${r.found.violation} (after ${r.found.trace.length} steps)`);
     lines.push(`  shortest trace (${r.shortest.trace.length} steps, after ${r.shrinkSequences} sequences replayed to shrink): ${r.shortest.violation}`);
     lines.push(...r.shortest.trace.map((step) => `    ${step}`));
+  }
+  for (const other of r.others) {
+    lines.push(`  also met while shrinking (${other.trace.length} steps): ${other.violation}`);
+    lines.push(...other.trace.map((step) => `    ${step}`));
   }
   return lines.join('\n') + '\n';
 }

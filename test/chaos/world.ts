@@ -89,6 +89,8 @@ export class ChaosWorld {
   /** The current sequence's steps and what came of each. */
   trace: string[] = [];
   stepsDone = 0;
+  /** Sees each step as it starts and as it ends (--verbose). */
+  onStep?: (line: string) => void;
   /** Steps by kind and outcome: what the run exercised. */
   readonly stepKinds = new Map<string, number>();
   /** Cloud faults in force and for how many more steps. */
@@ -214,8 +216,10 @@ export class ChaosWorld {
     this.stepsDone++;
     const index = this.trace.length + 1;
     this.trace.push(`${index}. ${label}`);
+    this.onStep?.(`${index}. ${label} …`);
     const outcome = await work();
     this.trace[index - 1] += ` → ${outcome}`;
+    this.onStep?.(this.trace[index - 1]!);
     const counted = `${kind} ${/failed/.test(outcome) ? 'failed' : outcome.startsWith('skipped') ? 'skipped' : 'ok'}`;
     this.stepKinds.set(counted, (this.stepKinds.get(counted) ?? 0) + 1);
     for (const [kind, f] of this.active) if (--f.steps <= 0) this.active.delete(kind);
