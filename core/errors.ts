@@ -85,6 +85,15 @@ export class PendingError extends StowageError {
   override readonly retryable = true;
 }
 
+/**
+ * A backing that cannot answer now (its cloud unreachable, its driver still starting): nothing can
+ * be said about its volumes, least of all that one does not exist. The same request may work later.
+ */
+export class BackingUnavailableError extends StowageError {
+  readonly kind = 'unavailable';
+  override readonly retryable = true;
+}
+
 /** An AWS call that failed for good (after retries), with the request id AWS gave. */
 export class CloudError extends StowageError {
   readonly kind = 'cloud';

@@ -1,6 +1,6 @@
 import type { Driver, VolumeInfo } from '../drivers/driver.js';
 import type { OperationContext } from '../core/context.js';
-import { DataSafetyError, InvalidNameError, PendingError, InvalidRequestError, UnsupportedError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../core/errors.js';
+import { BackingUnavailableError, DataSafetyError, type ErrorContext, InvalidNameError, PendingError, InvalidRequestError, UnsupportedError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../core/errors.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { Logger } from '../core/log.js';
 import { conflictingKeys } from './options/conflict.js';
@@ -11,6 +11,23 @@ import type { RefcountStore } from './refcounts.js';
 const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 /** dockerd sends 64 hex characters; anything that could reach a path or a log line unescaped is refused. */
 const MOUNT_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}$/;
+
+/** A backing whose Get or List failed: its cloud did not answer, or its driver did not start. */
+interface Outage {
+  backing: Backing;
+  err: unknown;
+}
+
+function unavailable(what: string, failed: readonly Outage[], context: ErrorContext = {}): BackingUnavailableError {
+  const why = failed.map(({ backing, err }) => `backing ${backing} did not answer (${err instanceof Error ? err.message : String(err)})`);
+  return new BackingUnavailableError(`${what}: ${why.join('; ')}; retry`, { ...context, backing: failed.map((f) => f.backing).join(', ') }, { cause: failed[0]?.err });
+}
+
+/** The backing and the id that tells one volume from another there, for an operator to find it. */
+function whereIs(info: VolumeInfo): string {
+  const id = info.status.volumeId ?? info.status.accessPoint ?? info.status.share;
+  return id === undefined ? info.backing : `${info.backing} (${String(id)})`;
+}
 
 export function checkName(name: unknown): string {
   if (typeof name !== 'string' || name === '') throw new InvalidRequestError('Name is missing or not a string');
@@ -208,8 +225,18 @@ export class VolumeService {
 
   async list(): Promise<VolumeView[]> {
     const ctx = this.context(this.deps.log.child({ op: 'list' }), this.requestTimeoutMs);
+    const drivers = [...this.drivers.values()];
+    const answers = await Promise.allSettled(drivers.map((d) => d.list(ctx)));
     const all: VolumeInfo[] = [];
-    for (const listed of await Promise.all([...this.drivers.values()].map((d) => d.list(ctx)))) all.push(...listed);
+    const failed: Outage[] = [];
+    answers.forEach((answer, i) => {
+      if (answer.status === 'fulfilled') all.push(...answer.value);
+      else failed.push({ backing: drivers[i]!.backing, err: answer.reason });
+    });
+    // dockerd creates nothing from a List, so the reachable backings' volumes are worth showing;
+    // an empty list when none answered would only look like data gone.
+    if (failed.length > 0 && failed.length === drivers.length) throw unavailable('cannot list volumes', failed);
+    for (const { backing, err } of failed) ctx.log.warn({ backing, err }, 'a backing did not answer; List shows the volumes of the others');
     // Removed volumes go once they are half of what is kept.
     if (this.views.size > 2 * all.length) {
       const listed = new Set(all.map((info) => info.name));
@@ -264,10 +291,35 @@ export class VolumeService {
     return view;
   }
 
-  /** The volume under any backing; names are unique across backings within a cluster. */
+  /**
+   * The volume under any backing. Invariant 10: "not found" only when every backing answered, for
+   * dockerd creates a duplicate on a wrong one; a volume found where a backing answered goes on
+   * without the others; one name in two backings is refused, for neither answer would be right.
+   */
   private async find(name: string, ctx: OperationContext): Promise<VolumeInfo | undefined> {
-    const found = await Promise.all([...this.drivers.values()].map((d) => d.get(name, ctx)));
-    return found.find((info) => info !== undefined);
+    const drivers = [...this.drivers.values()];
+    const answers = await Promise.allSettled(drivers.map((d) => d.get(name, ctx)));
+    const found: VolumeInfo[] = [];
+    const failed: Outage[] = [];
+    answers.forEach((answer, i) => {
+      if (answer.status === 'rejected') failed.push({ backing: drivers[i]!.backing, err: answer.reason });
+      else if (answer.value) found.push(answer.value);
+    });
+    // A driver that refuses two volumes of one name within its backing has answered.
+    const conflict = failed.find((f) => f.err instanceof VolumeConflictError);
+    if (conflict) throw conflict.err;
+    if (found.length > 1) {
+      throw new VolumeConflictError(
+        `volume ${name} exists twice: as ${found.map(whereIs).join(' and as ')}; refusing to pick one (remove the one that is not wanted with the AWS tools)`,
+        { volume: name },
+      );
+    }
+    if (found.length === 1) {
+      for (const { backing, err } of failed) ctx.log.warn({ backing, err }, 'a backing did not answer; going on with the volume found in another, unchecked for a second one there');
+      return found[0];
+    }
+    if (failed.length > 0) throw unavailable(`cannot tell whether volume ${name} exists`, failed, { volume: name });
+    return undefined;
   }
 
   private driverFor(backing: Backing): Driver {

@@ -10,6 +10,8 @@ export class MemoryDriver implements Driver {
   failUnmount: Error | undefined;
   /** The next Mount fails with this (e.g. a PendingError while work goes on). */
   failMount: Error | undefined;
+  /** Get and List fail with this while set: the backing's cloud does not answer (an EC2 brownout). */
+  unreachable: Error | undefined;
 
   constructor(readonly backing: Backing = 'relocatable') {}
 
@@ -24,11 +26,13 @@ export class MemoryDriver implements Driver {
   }
 
   async get(name: string): Promise<VolumeInfo | undefined> {
+    if (this.unreachable) throw this.unreachable;
     const v = this.volumes.get(name);
     return v && { name, backing: this.backing, createdAt: v.createdAt, status: { size: v.options.size }, options: v.options };
   }
 
   async list(): Promise<VolumeInfo[]> {
+    if (this.unreachable) throw this.unreachable;
     return Promise.all([...this.volumes.keys()].map(async (n) => (await this.get(n))!));
   }
 

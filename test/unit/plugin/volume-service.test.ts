@@ -4,7 +4,8 @@ import path from 'node:path';
 import { VolumeService } from '../../../plugin/volume-service.js';
 import { RefcountStore } from '../../../plugin/refcounts.js';
 import { silentLogger } from '../../../core/log.js';
-import { HostError, PendingError, InvalidNameError, InvalidOptionError, UnsupportedError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../../../core/errors.js';
+import { HostError, PendingError, InvalidNameError, InvalidOptionError, StowageError, UnsupportedError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../../../core/errors.js';
+import type { VolumeOptions } from '../../../core/volume-options.js';
 import { MemoryDriver } from './memory-driver.js';
 
 describe('VolumeService', () => {
@@ -149,3 +150,82 @@ describe('VolumeService', () => {
     expect(refcounts.count('db')).toBe(1);
   });
 });
+
+// Issue 15.9 (invariant 10): dockerd calls Get before Create, so "no such volume" while a backing
+// cannot be asked makes it create a duplicate; and one backing's outage must not stop the others.
+describe('VolumeService with a backing that cannot be reached', () => {
+  let dir: string;
+  let ebs: MemoryDriver;
+  let efs: MemoryDriver;
+  let refcounts: RefcountStore;
+  let service: VolumeService;
+  const brownout = Object.assign(new Error('RequestLimitExceeded: Request limit exceeded.'), { name: 'RequestLimitExceeded' });
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'stowage-svc-'));
+    ebs = new MemoryDriver('relocatable');
+    efs = new MemoryDriver('shared');
+    refcounts = new RefcountStore(dir, silentLogger);
+    await refcounts.load(async () => true);
+    service = new VolumeService({ drivers: [ebs, efs], refcounts, log: silentLogger, defaultBacking: 'shared', mountTimeoutMs: 1000 });
+  });
+  afterEach(async () => {
+    service.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  async function refusal(request: Promise<unknown>): Promise<StowageError> {
+    const err = await request.then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(StowageError);
+    return err as StowageError;
+  }
+
+  test.each(['get', 'mount', 'path'] as const)('%s of a name no reachable backing has: retryable, naming the backing and why, never "not found"', async (op) => {
+    ebs.unreachable = brownout;
+    const err = await refusal(op === 'mount' ? service.mount('db', 'id1') : service[op]('db'));
+    expect(err).not.toBeInstanceOf(VolumeNotFoundError);
+    expect(err.retryable).toBe(true);
+    expect(err.context).toMatchObject({ volume: 'db', backing: 'relocatable' });
+    expect(err.message).toBe('cannot tell whether volume db exists: backing relocatable did not answer (RequestLimitExceeded: Request limit exceeded.); retry');
+    expect(refcounts.count('db')).toBe(0);
+  });
+
+  test('Get and Mount of a name a reachable backing has go on while another backing fails', async () => {
+    await efs.create('web', { ...options('shared') });
+    ebs.unreachable = brownout;
+    expect((await service.get('web')).status.backing).toBe('shared');
+    expect(await service.mount('web', 'id1')).toBe('/mnt/test/web');
+    expect(efs.calls).toContain('mount web');
+  });
+
+  test('List answers what the reachable backings have', async () => {
+    await efs.create('web', { ...options('shared') });
+    await ebs.create('db', { ...options('relocatable') });
+    ebs.unreachable = brownout;
+    expect((await service.list()).map((v) => v.name)).toEqual(['web']);
+    ebs.unreachable = undefined;
+    expect((await service.list()).map((v) => v.name).sort()).toEqual(['db', 'web']);
+  });
+
+  test('List with no backing answering is an error, not an empty list', async () => {
+    ebs.unreachable = brownout;
+    efs.unreachable = brownout;
+    const err = await refusal(service.list());
+    expect(err.retryable).toBe(true);
+  });
+
+  test('one name in two backings: Get and Mount refuse, naming both', async () => {
+    await ebs.create('db', { ...options('relocatable') });
+    await efs.create('db', { ...options('shared') });
+    for (const request of [service.get('db'), service.mount('db', 'id1')]) {
+      const err = await refusal(request);
+      expect(err).toBeInstanceOf(VolumeConflictError);
+      expect(err.message).toBe('volume db exists twice: as relocatable and as shared; refusing to pick one (remove the one that is not wanted with the AWS tools)');
+    }
+    expect(ebs.calls.concat(efs.calls).filter((c) => c.startsWith('mount'))).toEqual([]);
+  });
+});
+
+function options(backing: 'relocatable' | 'shared'): VolumeOptions {
+  return { backing, size: 10, ebstype: 'gp3', iops: 3000, throughput: 125, encrypted: true, fs: 'ext4', mountopts: [], perfmode: 'generalpurpose', uid: 0, gid: 0, mode: '0755' };
+}
