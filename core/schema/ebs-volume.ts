@@ -88,6 +88,15 @@ export function pickCurrent(volumes: EbsVolume[]): EbsVolume | undefined {
   )[0];
 }
 
+/**
+ * The live volumes carrying one name that no cross-zone move explains (two settled volumes: a
+ * race between Creates), which Get and Mount refuse rather than let pickCurrent choose silently.
+ */
+export function liveDuplicates(volumes: EbsVolume[]): EbsVolume[] {
+  const settled = volumes.filter((v) => !GONE.has(v.state) && !isUnfinishedCopy(v, volumes));
+  return settled.length > 1 ? settled : [];
+}
+
 /** The volume of a name, with the copy an unfinished cross-zone move is making of it (Get shows both). */
 export function currentOf(volumes: EbsVolume[]): EbsVolume | undefined {
   const current = pickCurrent(volumes);
