@@ -94,8 +94,13 @@ export async function pluginCommand(argv: string[]): Promise<number> {
       throw new ConfigError('STOWAGE_BACKEND=local runs the localcloud emulator, a development tool: start it with npm start or stowage plugin --dev');
     }
   } catch (err) {
-    if (err instanceof ConfigError || (err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
-      process.stderr.write(`stowage plugin: ${(err as Error).message}\n\n${USAGE}${settingsHelp()}`);
+    // One line for a bad setting: it is what dockerd's log shows of a managed plugin that did not start.
+    if (err instanceof ConfigError) {
+      process.stderr.write(`stowage: ${err.message}\n`);
+      return 2;
+    }
+    if ((err as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`stowage plugin: ${(err as Error).message}\n\n${USAGE}`);
       return 2;
     }
     throw err;

@@ -7,11 +7,14 @@
  * No registry is reachable here, so the rootfs is assembled from this machine's files by
  * scripts/assemble-rootfs.sh, into the test's scratch folder (node, the bundle and the tools, gone with it).
  *
- * The plugin reaches the localcloud through the state mount: the test's localcloud lives in
- * `<state source>/localcloud`, which the plugin sees as /var/lib/stowage/localcloud (docs/operators.md).
+ * The managed plugin runs on AWS only (localcloud is a development tool, issue 16): it meets the
+ * test's localcloud as it would any AWS endpoint, through AWS_ENDPOINT_URL, with credentials from
+ * the default chain (a credentials file in the test's rootfs), and finds the emulated devices
+ * through STOWAGE_DEVICE_DIR: the test's localcloud lives in `<state source>/localcloud`, which
+ * the plugin sees as /var/lib/stowage/localcloud (docs/operators.md).
  */
 import { DescribeVolumesCommand, EC2Client, RunInstancesCommand, type Volume } from '@aws-sdk/client-ec2';
-import { mkdir, readdir, readlink } from 'node:fs/promises';
+import { mkdir, readdir, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { MountEntry } from '../../host/host.js';
@@ -101,6 +104,10 @@ beforeAll(async () => {
   tmp = await scratchDir('managed-plugin');
   const rootfs = path.join(tmp, 'rootfs');
   await run(path.join(REPO, 'scripts/assemble-rootfs.sh'), [rootfs], { timeoutMs: 300_000 });
+  // The SDK's default chain reads ~/.aws/credentials; a plugin gets no HOME, so root's home comes from passwd.
+  await writeFile(path.join(rootfs, 'etc/passwd'), 'root:x:0:0:root:/root:/bin/sh\n');
+  await mkdir(path.join(rootfs, 'root/.aws'), { recursive: true });
+  await writeFile(path.join(rootfs, 'root/.aws/credentials'), `[default]\naws_access_key_id = ${CREDENTIALS.accessKeyId}\naws_secret_access_key = ${CREDENTIALS.secretAccessKey}\n`);
   lc = await startLocalcloud({ dir: path.join(tmp, 'state', 'localcloud') });
   ec2 = new EC2Client({ endpoint: lc.url, region: lc.region, credentials: CREDENTIALS, maxAttempts: 1 });
   zone = lc.zones[0]!;
@@ -148,10 +155,10 @@ test('dockerd enables the plugin from config.json and keeps the settings it was 
   await docker([
     'plugin', 'set', PLUGIN,
     `state.source=${path.join(tmp!, 'state')}`,
-    'STOWAGE_BACKEND=local',
     // Host networking: the plugin reaches the test's localcloud on 127.0.0.1.
-    `STOWAGE_LOCALCLOUD_URL=${lc!.url}`,
-    `STOWAGE_LOCALCLOUD_DIR=${PLUGIN_STATE_DIR}/localcloud`,
+    `AWS_ENDPOINT_URL=${lc!.url}`,
+    `AWS_REGION=${lc!.region}`,
+    `STOWAGE_DEVICE_DIR=${PLUGIN_STATE_DIR}/localcloud/devices/${instanceId}`,
     `STOWAGE_INSTANCE_ID=${instanceId}`,
     `STOWAGE_AZ=${zone}`,
     'STOWAGE_DEFAULT_BACKING=relocatable',
@@ -166,7 +173,7 @@ test('dockerd enables the plugin from config.json and keeps the settings it was 
   }[];
   expect(plugin!.Enabled).toBe(true);
   expect(plugin!.Config.Interface).toMatchObject({ Socket: 'stowage.sock', Types: ['docker.volumedriver/1.0'] });
-  expect(plugin!.Settings.Env).toEqual(expect.arrayContaining(['STOWAGE_BACKEND=local', `STOWAGE_INSTANCE_ID=${instanceId}`]));
+  expect(plugin!.Settings.Env).toEqual(expect.arrayContaining([`AWS_ENDPOINT_URL=${lc!.url}`, `STOWAGE_INSTANCE_ID=${instanceId}`]));
   expect(plugin!.Settings.Mounts.find((m) => m.Name === 'state')?.Source).toBe(path.join(tmp!, 'state'));
 }, 180_000);
 
