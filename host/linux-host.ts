@@ -1,4 +1,4 @@
-import { mkdir, readFile, realpath, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { DataSafetyError, HostError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/log.js';
@@ -17,6 +17,18 @@ export interface LinuxHostOptions {
   exec?: ExecRunner;
   procDir?: string;
   sysDir?: string;
+  /** Reads the first block of a device; tests stand in for devices they do not have. */
+  readDeviceHead?: (device: string) => Promise<void>;
+}
+
+/** blkid -p exits 2 both for "no signature" and for a device it could not open: reading it first tells them apart. */
+async function readHead(device: string): Promise<void> {
+  const handle = await open(device, 'r');
+  try {
+    await handle.read(Buffer.alloc(4096), 0, 4096, 0);
+  } finally {
+    await handle.close();
+  }
 }
 
 const VOLUME_ID = /^vol-[0-9a-f]{8,17}$/;
@@ -35,7 +47,7 @@ const FSCK_TIMEOUT_MS = 60 * 60_000;
 const LAZY_UMOUNT_TIMEOUT_MS = 30_000;
 
 export function createLinuxHost(options: LinuxHostOptions): Host {
-  const { deviceDir, log = silentLogger, exec = runCommand, procDir = '/proc', sysDir = '/sys' } = options;
+  const { deviceDir, log = silentLogger, exec = runCommand, procDir = '/proc', sysDir = '/sys', readDeviceHead = readHead } = options;
 
   const mounts = (): Promise<MountEntry[]> => readMountinfo(join(procDir, 'self', 'mountinfo'));
   const withLog = (operationLog: Logger): Host => createLinuxHost({ ...options, log: operationLog });
@@ -65,6 +77,10 @@ export function createLinuxHost(options: LinuxHostOptions): Host {
 
   const probe = async (device: string): Promise<DeviceProbe> => {
     requireAbsolute(device, 'device');
+    // Invariant 9: a probe that cannot read the device is an error, never "blank".
+    await readDeviceHead(device).catch((err: NodeJS.ErrnoException) => {
+      throw new HostError(`cannot read ${device} (${err.code ?? err.message}): a device that cannot be probed is never treated as blank`, { device }, { cause: err });
+    });
     // -p reads the device itself rather than blkid's cache, which may predate a restore or attach.
     const { exitCode, stdout } = await exec('blkid', ['-p', '-o', 'export', device], {
       okCodes: [0, 2, 8],

@@ -6,12 +6,13 @@ import { Ec2Code, hasCode, isNotFound } from '../aws/errors.js';
 import { WaitTimeoutError, type VolumeWaiter } from '../aws/volume-waiter.js';
 import { Tags } from '../core/schema/tags.js';
 import { clientToken } from '../core/schema/client-token.js';
-import { currentOf, volumeTagSpecification, volumeTags, type EbsVolume } from '../core/schema/ebs-volume.js';
+import { currentOf, neverWritten, volumeTagSpecification, volumeTags, type EbsVolume } from '../core/schema/ebs-volume.js';
 import { CloudError, PendingError, VolumeBusyError, VolumeNotFoundError, type ErrorContext } from '../core/errors.js';
 import { EBS_LIMITS, EBS_TYPES, type EbsType } from '../core/volume-options.js';
 import type { SnapshotStore } from './snapshot-store.js';
 import type { OperationContext } from '../core/context.js';
 import type { Logger } from '../core/log.js';
+import { delay } from '../core/delay.js';
 
 export type MoveStage = 'snapshot' | 'creating' | 'verifying' | 'retiring';
 
@@ -51,6 +52,9 @@ export interface ZoneMoverDeps {
   afterStep?: (step: MoveStep, name: string) => Promise<void> | void;
 }
 
+/** Backoff between attempts to retire the source (each after a fresh check of the source). */
+const RETIRE_BACKOFF_MS = 200;
+const MAX_RETIRE_BACKOFF_MS = 5000;
 /** Rounds of "read the tags, do the next step" before a move is given up as contended. */
 const MAX_ROUNDS = 8;
 /** Client tokens tried in turn when EC2 answers an old token with the deleted volume it made. */
@@ -68,7 +72,8 @@ const MAX_TOKEN_REUSE = 5;
  * - deleting the source commits the move. EC2 refuses that while the source is attached, so a move
  *   cannot lose writes made meanwhile: it finds out, removes its copy and starts over.
  *
- * A volume never attached (`stowage:blank`) is re-created in the target zone without a snapshot.
+ * A volume never written (`stowage:blank` without `stowage:formatted`) is re-created in the target
+ * zone without a snapshot.
  */
 export class ZoneMover {
   constructor(private readonly deps: ZoneMoverDeps) {}
@@ -105,7 +110,7 @@ export class ZoneMover {
         await this.finish(source, copy, step, progress);
         continue;
       }
-      const made = source.blank ? await this.recreate(source, targetZone, step, progress) : await this.copyViaSnapshot(source, targetZone, step, progress);
+      const made = neverWritten(source) ? await this.recreate(source, targetZone, step, progress) : await this.copyViaSnapshot(source, targetZone, step, progress);
       if (made) await this.finish(source, made, step, progress);
     }
     throw new PendingError(`volume ${name}: the cross-zone move to ${targetZone} kept meeting other moves; mount again to continue it`, { zone: targetZone });
@@ -234,17 +239,7 @@ export class ZoneMover {
 
     t = Date.now();
     progress('retiring');
-    if (now) {
-      try {
-        await this.aws('DeleteVolume', step, context, () => this.deps.ec2.send(new DeleteVolumeCommand({ VolumeId: source.id })));
-      } catch (err) {
-        if (hasCode(err, Ec2Code.VolumeInUse, Ec2Code.IncorrectState)) {
-          await this.discard(ready, `the source ${source.id} was attached meanwhile`, step);
-          return;
-        }
-        if (!isNotFound(err)) throw err;
-      }
-    }
+    if (now && !(await this.retire(source, ready, step))) return;
     this.stageDone(step, 'retiring', t, { ...context, generation: ready.generation });
     step.log.info({ ...context, generation: ready.generation }, 'source volume deleted: the copy is the volume');
     await this.after('source-retired', source.name);
@@ -252,10 +247,45 @@ export class ZoneMover {
     await this.deps.snapshots.prune(source.name, this.deps.retain, protect, step);
   }
 
+  /**
+   * Deletes the source, which commits the move. Throttling can stretch the retries over minutes, and
+   * the source may be mounted, written and unmounted meanwhile (issue 15.3): each attempt after the
+   * first is preceded by a fresh check, and when the source changed it wins and the copy is given up.
+   * false: the source won.
+   */
+  private async retire(source: EbsVolume, copy: EbsVolume, step: OperationContext): Promise<boolean> {
+    const context = { volumeId: source.id, copyId: copy.id, zone: copy.zone };
+    for (let attempt = 1, backoff = RETIRE_BACKOFF_MS; ; attempt++, backoff = Math.min(backoff * 2, MAX_RETIRE_BACKOFF_MS)) {
+      if (attempt > 1) {
+        const now = await this.deps.snapshots.volume(source.id, step);
+        if (!now) return true;
+        const problem = this.mismatch(now, copy);
+        if (problem) {
+          await this.discard(copy, problem, step);
+          return false;
+        }
+      }
+      try {
+        // One attempt each: the retries are this loop's, each after a fresh check.
+        await this.aws('DeleteVolume', { ...step, deadline: Date.now() }, context, () => this.deps.ec2.send(new DeleteVolumeCommand({ VolumeId: source.id })));
+        return true;
+      } catch (err) {
+        if (hasCode(err, Ec2Code.VolumeInUse, Ec2Code.IncorrectState)) {
+          await this.discard(copy, `the source ${source.id} was attached meanwhile`, step);
+          return false;
+        }
+        if (isNotFound(err)) return true;
+        if (!(err instanceof CloudError) || !err.retryable || Date.now() + backoff >= step.deadline) throw err;
+        step.log.info({ ...context, code: err.code, retryInMs: backoff }, 'DeleteVolume of the source failed; checking the source again before the next attempt');
+      }
+      await delay(backoff);
+    }
+  }
+
   /** Why the copy cannot replace the source (undefined: it can). */
   private mismatch(source: EbsVolume, copy: EbsVolume): string | undefined {
     if (source.attachment) return `the source is attached to ${source.attachment.instanceId}`;
-    const sameData = copy.blank ? source.blank : copy.snapshotCurrent !== undefined && source.snapshotCurrent === copy.snapshotCurrent;
+    const sameData = neverWritten(copy) ? neverWritten(source) : copy.snapshotCurrent !== undefined && source.snapshotCurrent === copy.snapshotCurrent;
     if (!sameData) return 'the source was attached after the copy was made, so the copy is stale';
     if (copy.generation !== source.generation + 1) return `generation ${copy.generation}, expected ${source.generation + 1}`;
     if (copy.size < source.size || copy.type !== source.type || copy.encrypted !== source.encrypted) {

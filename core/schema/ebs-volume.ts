@@ -29,6 +29,10 @@ export interface EbsVolume {
   attachment: EbsAttachment | undefined;
   snapshotCurrent: string | undefined;
   blank: boolean;
+  /** Formatted once (the mark), or made from a snapshot: its data must never be formatted away. */
+  formatted: boolean;
+  /** EC2's SnapshotId: the volume was restored from it. */
+  restoredFrom: string | undefined;
   movedFrom: string | undefined;
   /** Set by currentOf: the unfinished copy of this volume that a cross-zone move is making. */
   movingTo?: EbsVolume;
@@ -65,11 +69,18 @@ export function toEbsVolume(volume: Volume, cluster: string): EbsVolume | undefi
     attachment: live ? { instanceId: live.InstanceId!, state: live.State ?? 'unknown', device: live.Device } : undefined,
     snapshotCurrent: tags.get(Tags.snapshotCurrent) || undefined,
     blank: tags.get(Tags.blank) === 'true',
+    formatted: tags.get(Tags.formatted) === 'true',
+    restoredFrom: volume.SnapshotId || undefined,
     movedFrom: tags.get(Tags.movedFrom) || undefined,
   };
 }
 
 const GONE = new Set(['deleting', 'deleted']);
+
+/** Nothing was ever written to it: created empty, never attached, never formatted. */
+export function neverWritten(volume: EbsVolume): boolean {
+  return volume.blank && !volume.formatted;
+}
 
 /** A copy made by a cross-zone move whose source still exists: the move has not committed yet. */
 export function isUnfinishedCopy(volume: EbsVolume, all: EbsVolume[]): boolean {

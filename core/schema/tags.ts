@@ -29,8 +29,16 @@ export const Tags = {
    * the driver before every attach; read by the mover to skip a snapshot.
    */
   snapshotCurrent: 'stowage:snapshot-current',
-  /** Never attached, so never formatted. Written at create; deleted before the first attach; read by the mover. */
+  /**
+   * Created empty, never attached. Written at create; deleted before the first attach; read by the
+   * mover, which re-creates a volume that is blank and not `formatted` without a snapshot.
+   */
   blank: 'stowage:blank',
+  /**
+   * Invariant 9: the volume was formatted once and never may be again. Written after create by the
+   * node that ran the first mkfs, before the filesystem is mounted; read before every mkfs.
+   */
+  formatted: 'stowage:formatted',
   /** A copy made by a cross-zone move: its source. Written at create by the mover; read by pickCurrent and gc. */
   movedFrom: 'stowage:moved-from',
 
@@ -50,7 +58,7 @@ export const Tags = {
 export type TagKey = (typeof Tags)[keyof typeof Tags];
 
 /** Keys written on a resource after it was created (CreateTags); the IAM policy allows only these. */
-export const TAGS_WRITTEN_AFTER_CREATE: readonly TagKey[] = [Tags.snapshotCurrent, Tags.heartbeat];
+export const TAGS_WRITTEN_AFTER_CREATE: readonly TagKey[] = [Tags.snapshotCurrent, Tags.formatted, Tags.heartbeat];
 
 /** Keys Stowage deletes (DeleteTags); the IAM policy allows only these. */
 export const TAGS_DELETED: readonly TagKey[] = [Tags.snapshotCurrent, Tags.blank];

@@ -3,7 +3,8 @@ import type { EC2Client } from '@aws-sdk/client-ec2';
 import type { Driver, VolumeInfo } from '../driver.js';
 import type { Host } from '../../host/host.js';
 import type { OperationContext } from '../../core/context.js';
-import { VolumeBusyError } from '../../core/errors.js';
+import { delay } from '../../core/delay.js';
+import { PendingError, VolumeBusyError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { WorkMetrics } from '../../core/metrics.js';
 import type { VolumeOptions } from '../../core/volume-options.js';
@@ -196,7 +197,11 @@ class EbsDriverImpl implements EbsDriver {
     const mounting = this.flight.running(name);
     if (mounting) {
       ctx.log.info({ doing: mounting.progress.doing }, 'waiting for the mount in progress before unmounting');
-      await mounting.promise.catch(() => undefined);
+      // Within this Unmount's own deadline only: it holds the volume's lock meanwhile.
+      const ended = await Promise.race([mounting.promise.then(() => true, () => true), delay(ctx.deadline - Date.now()).then(() => false)]);
+      if (!ended) {
+        throw new PendingError(`a mount of ${name} is still in progress (${mounting.progress.doing}); unmount again once it ends`, mounting.progress.context);
+      }
     }
     return this.detacher.unmount(name, this.mountpointOf(name), ctx);
   }

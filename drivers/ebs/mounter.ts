@@ -1,5 +1,7 @@
+import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import type { OperationContext } from '../../core/context.js';
-import { VolumeNotFoundError } from '../../core/errors.js';
+import { Tags } from '../../core/schema/tags.js';
+import { VolumeBusyError, VolumeNotFoundError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { EbsVolume } from '../../core/schema/ebs-volume.js';
 import type { Host } from '../../host/host.js';
@@ -51,6 +53,11 @@ export class Mounter {
       }
       // A copy another node is making elsewhere does not stop us: attaching here makes its move give up.
       if (volume.zone !== zone) volume = await this.moveAcrossZones(volume, deadline, log, progress);
+      // Invariant 1: an attachment is ours only if its instance is ours; a third node may have won the volume meanwhile.
+      if (volume.attachment && volume.attachment.instanceId !== me) {
+        const other = volume.attachment.instanceId;
+        throw new VolumeBusyError(`volume ${name} was attached to instance ${other} while this node waited for it`, { volumeId: volume.id, instance: other, zone: volume.zone });
+      }
       let device: string;
       const mine = volume.attachment;
       if (mine && mine.state !== 'detaching') {
@@ -64,6 +71,8 @@ export class Mounter {
         if (mine) await calls.waitUntil(volume, (v) => !attachmentOn(v, me), `detached from ${me}`, deadline, log, progress);
         // Its data is about to change: no snapshot holds it any more, and it is no longer blank. That
         // must be on record before the first write, not before the attach: both go out together.
+        // (Nodes of earlier versions read a blank tag as "never written": it must go, even though
+        // the formatted mark written after mkfs says the same.)
         const forgotten = volume.snapshotCurrent || volume.blank ? snapshots.forget(volume.id, { deadline, log }) : Promise.resolve();
         const [attached] = await Promise.allSettled([this.deps.attacher.attach(volume, deadline, log, progress), forgotten]);
         await forgotten;
@@ -72,12 +81,20 @@ export class Mounter {
       }
       progress.doing = `preparing the device of ${volume.id} (${device})`;
       const found = await waitForDevice(this.deps.host, volume, device, Math.min(deadline, Date.now() + DEVICE_APPEAR_MS), this.deps.pollInitialMs);
-      await prepareAndMount(this.deps.host, volume, found, mountpoint, log);
+      const marked = volume;
+      await prepareAndMount(this.deps.host, volume, found, mountpoint, log, () => this.markFormatted(marked, deadline, log));
       log.info({ volumeId: volume.id, device, mountpoint }, 'volume mounted');
       return mountpoint;
     } finally {
       catalog.invalidate();
     }
+  }
+
+  private async markFormatted(volume: EbsVolume, deadline: number, log: Logger): Promise<void> {
+    const { calls } = this.deps;
+    await calls.aws('CreateTags', { deadline, log }, { volumeId: volume.id }, () =>
+      calls.ec2.send(new CreateTagsCommand({ Resources: [volume.id], Tags: [{ Key: Tags.formatted, Value: 'true' }] })),
+    );
   }
 
   /** Invariant 5: snapshot → copy in this zone → retire the old volume (snapshot/zone-move.ts). */

@@ -37,10 +37,29 @@ export async function waitForDevice(host: Host, volume: EbsVolume, requested: st
 }
 
 /**
- * Invariant 2: the device must be the volume (NVMe serial, where readable), only a blank device is
- * formatted, and one with a filesystem is checked, then mounted as it is.
+ * Invariant 9: what may hold data is never formatted: a volume with the formatted mark, one made
+ * from a snapshot, and a move's copy (unless it copies a volume that was never attached).
  */
-export async function prepareAndMount(nodeHost: Host, volume: EbsVolume, device: string, mountpoint: string, log: Logger): Promise<void> {
+function neverFormat(volume: EbsVolume): string | undefined {
+  if (volume.formatted) return 'it was formatted before';
+  if (volume.restoredFrom) return `it was made from snapshot ${volume.restoredFrom}`;
+  if (volume.movedFrom && !volume.blank) return `it is the copy of ${volume.movedFrom} made by a move`;
+  return undefined;
+}
+
+/**
+ * Invariant 2: the device must be the volume (NVMe serial, where readable), only a blank device is
+ * formatted, and one with a filesystem is checked, then mounted as it is. `markFormatted` records
+ * the first mkfs on the volume before anything is written to it.
+ */
+export async function prepareAndMount(
+  nodeHost: Host,
+  volume: EbsVolume,
+  device: string,
+  mountpoint: string,
+  log: Logger,
+  markFormatted: () => Promise<void>,
+): Promise<void> {
   const host = nodeHost.withLog(log);
   const context = { volumeId: volume.id, device };
   const mounted = await host.mountAt(mountpoint);
@@ -55,8 +74,13 @@ export async function prepareAndMount(nodeHost: Host, volume: EbsVolume, device:
   const probe = await host.probe(device);
   let fs = volume.fs;
   if (!probe.hasSignature) {
+    const why = neverFormat(volume);
+    if (why) {
+      throw new DataSafetyError(`device ${device} of volume ${volume.name} (${volume.id}) shows no filesystem, but ${why}; refusing to format it`, context);
+    }
     log.info({ ...context, fs }, 'blank device: formatting');
     await host.mkfs(device, fs);
+    await markFormatted();
   } else if (isFilesystem(probe.fstype)) {
     if (probe.fstype !== fs) log.warn({ ...context, tagged: fs, found: probe.fstype }, 'filesystem differs from the volume tag; mounting what is there');
     fs = probe.fstype;

@@ -150,7 +150,7 @@ describe('gc plan', () => {
   const volume = (id: string, generation: number, more: Partial<VolumeRecord> = {}): VolumeRecord => ({
     id, name: 'db1', zone: 'us-east-1a', state: 'available', size: 1, type: 'gp3', iops: undefined, throughput: undefined, encrypted: true,
     generation, fs: 'ext4', mountopts: [], kmskeyid: undefined, snapshot: undefined, createdAt: new Date(generation * 1000), attachment: undefined,
-    snapshotCurrent: undefined, blank: false, movedFrom: undefined, region: 'us-east-1', tags: {}, ...more,
+    snapshotCurrent: undefined, blank: false, formatted: false, restoredFrom: undefined, movedFrom: undefined, region: 'us-east-1', tags: {}, ...more,
   });
   const snap = (id: string, at: number, state = 'completed'): SnapshotRecord => ({
     id, region: 'us-east-1', name: 'db1', volumeId: 'vol-1', state, progress: 100, startedAt: new Date(at), generation: 1, tags: {},

@@ -29,7 +29,13 @@ export function driverWorld(zone: string): DriverWorld {
   const logLines: Record<string, unknown>[] = [];
   const log = createLogger('debug', new Writable({ write: (chunk, _enc, done) => { logLines.push(JSON.parse(String(chunk))); done(); } }));
   ec2.addInstance(ME, zone);
-  ec2.onAttached = (volumeId, instanceId) => instanceId === ME && host.devices.set(volumeId, `/dev/nvme-${volumeId}`);
+  ec2.onAttached = (volumeId, instanceId) => {
+    if (instanceId !== ME) return;
+    const device = `/dev/nvme-${volumeId}`;
+    host.devices.set(volumeId, device);
+    // A volume restored from a snapshot holds the snapshot's filesystem, as on EBS.
+    if (ec2.volumes.get(volumeId)?.SnapshotId && !host.filesystems.has(device)) host.filesystems.set(device, 'ext4');
+  };
   ec2.onDetached = (volumeId, instanceId) => instanceId === ME && host.devices.delete(volumeId);
   const makeDriver = (overrides: Partial<EbsDriverDeps> = {}): EbsDriver =>
     createEbsDriver({

@@ -174,7 +174,8 @@ describe('mount', () => {
   test('a detached volume in this zone: attach on a fresh name, wait, format the blank device, mount — in ≤ 6 EC2 calls', async () => {
     const id = ec2.addVolume('data', ZONE);
     await expect(driver.mount('data', ctx('data'))).resolves.toBe('/mnt/stowage/data');
-    expect(ec2.sequence()).toEqual(['DescribeVolumes', 'DescribeInstances', 'AttachVolume', 'DescribeVolumes']);
+    // The last call is the formatted mark, right after the first mkfs (invariant 9).
+    expect(ec2.sequence()).toEqual(['DescribeVolumes', 'DescribeInstances', 'AttachVolume', 'DescribeVolumes', 'CreateTags']);
     expect(counter.count()).toBeLessThanOrEqual(6);
     expect(ec2.input('AttachVolume')).toEqual({ VolumeId: id, InstanceId: ME, Device: '/dev/xvdba' });
     expect(host.calls).toEqual([
@@ -226,7 +227,7 @@ describe('mount', () => {
     ec2.refusedDevices.add('/dev/xvdbb');
     const id = ec2.addVolume('data', ZONE);
     await driver.mount('data', ctx('data'));
-    expect(ec2.sequence()).toEqual(['DescribeVolumes', 'DescribeInstances', 'AttachVolume', 'DescribeInstances', 'AttachVolume', 'DescribeVolumes']);
+    expect(ec2.sequence()).toEqual(['DescribeVolumes', 'DescribeInstances', 'AttachVolume', 'DescribeInstances', 'AttachVolume', 'DescribeVolumes', 'CreateTags']);
     expect(ec2.input('AttachVolume', 0).Device).toBe('/dev/xvdbb');
     expect(ec2.input('AttachVolume', 1).Device).toBe('/dev/xvdbc');
     expect(ec2.volumes.get(id)!.Attachments![0]!.Device).toBe('/dev/xvdbc');
@@ -237,7 +238,7 @@ describe('mount', () => {
     ec2.stuckDevices.add('/dev/xvdba');
     await driver.mount('data', ctx('data'));
     const seq = ec2.sequence();
-    expect(seq.filter((op) => op !== 'DescribeVolumes')).toEqual(['DescribeInstances', 'AttachVolume', 'DetachVolume', 'DescribeInstances', 'AttachVolume']);
+    expect(seq.filter((op) => op !== 'DescribeVolumes')).toEqual(['DescribeInstances', 'AttachVolume', 'DetachVolume', 'DescribeInstances', 'AttachVolume', 'CreateTags']);
     expect(ec2.input('DetachVolume')).toEqual({ VolumeId: id, InstanceId: ME, Device: '/dev/xvdba', Force: true });
     expect(ec2.input('AttachVolume', 1).Device).toBe('/dev/xvdbb');
     expect(logLines.some((l) => l.level === 40 && l.volume === 'data' && /stuck/.test(String(l.msg)))).toBe(true);
@@ -290,7 +291,7 @@ describe('mount', () => {
     await driver.mount('data', ctx('data'));
     expect(ec2.sequence()).toEqual([
       'DescribeVolumes', 'DescribeInstances', 'DetachVolume', 'DescribeVolumes',
-      'DescribeInstances', 'AttachVolume', 'DescribeVolumes',
+      'DescribeInstances', 'AttachVolume', 'DescribeVolumes', 'CreateTags',
     ]);
     expect(ec2.input('DetachVolume')).toEqual({ VolumeId: id, InstanceId: OTHER, Force: true });
     const warning = logLines.find((l) => l.level === 40 && /FORCE-DETACHING/.test(String(l.msg)));
@@ -342,7 +343,7 @@ describe('mount', () => {
     });
     await expect(driver.mount('data', ctx('data'))).resolves.toBe('/mnt/stowage/data');
     // The device showed up (by volume id) before a DescribeVolumes said so: one look-up fewer.
-    expect(ec2.sequence()).toEqual(['DescribeVolumes', 'DescribeInstances', 'AttachVolume', 'AttachVolume', 'DescribeVolumes']);
+    expect(ec2.sequence()).toEqual(['DescribeVolumes', 'DescribeInstances', 'AttachVolume', 'AttachVolume', 'DescribeVolumes', 'CreateTags']);
     expect(ec2.volumes.get(id)!.Attachments![0]).toMatchObject({ InstanceId: ME, Device: '/dev/xvdba', State: 'attached' });
   });
 

@@ -14,20 +14,26 @@ export class FakeHost implements Host {
   /** device → a signature that is not a filesystem (`PTTYPE="gpt"`, LVM…). */
   readonly foreign = new Map<string, string>();
   readonly mounted: MountEntry[] = [];
+  /** Devices whose probe sees no signature whatever they hold (blkid -p exits 2 when it cannot read them). */
+  readonly blankProbe = new Set<string>();
   /** Targets whose umount fails as busy. */
   readonly busy = new Set<string>();
   /** Devices an exclusive open finds busy: mounted in another mount namespace, or claimed by the kernel. */
   readonly busyDevices = new Set<string>();
 
+  /** Devices by kernel name, as on Xen, where the requested name is the fallback: any disk may hold one. */
+  readonly byName = new Map<string, string>();
+
   async findDevice(volumeId: string, requestedName?: string): Promise<string | undefined> {
     this.calls.push(`findDevice ${volumeId} ${requestedName ?? ''}`.trim());
-    return this.devices.get(volumeId);
+    return this.devices.get(volumeId) ?? (requestedName !== undefined ? this.byName.get(requestedName) : undefined);
   }
   async readSerial(device: string): Promise<string | undefined> {
     return this.serials.get(device);
   }
   async probe(device: string): Promise<DeviceProbe> {
     this.calls.push(`probe ${device}`);
+    if (this.blankProbe.has(device)) return { hasSignature: false, detail: 'no signature' };
     const foreign = this.foreign.get(device);
     if (foreign) return { hasSignature: true, detail: foreign };
     const fstype = this.filesystems.get(device);

@@ -41,7 +41,7 @@ describe('createLinuxHost', () => {
   let mnt: string;
 
   const setMounts = (lines: string[]): Promise<void> => writeFile(join(proc, 'self', 'mountinfo'), lines.join('\n'));
-  const hostWith = (exec: ExecRunner): Host => createLinuxHost({ deviceDir: join(dir, 'by-id'), exec, procDir: proc, sysDir: sys });
+  const hostWith = (exec: ExecRunner): Host => createLinuxHost({ deviceDir: join(dir, 'by-id'), exec, procDir: proc, sysDir: sys, readDeviceHead: async () => undefined });
 
   beforeEach(async () => {
     dir = await realpath(await mkdtemp(join(tmpdir(), 'stowage-host-unit-')));
@@ -109,6 +109,16 @@ describe('createLinuxHost', () => {
       expect(pt).toEqual({ hasSignature: true, detail: 'PTUUID=1 PTTYPE=gpt' });
       const ambiguous = await hostWith(fakeExec(() => ({ exitCode: 8 })).exec).probe('/dev/x');
       expect(ambiguous.hasSignature).toBe(true);
+    });
+
+    test('a device that cannot be opened or read is an error, never blank (blkid -p exits 2 for both)', async () => {
+      const { exec } = fakeExec(BLANK);
+      const unreadable = createLinuxHost({ deviceDir: join(dir, 'by-id'), exec, procDir: proc, sysDir: sys, readDeviceHead: async () => {
+        throw Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' });
+      } });
+      await expect(unreadable.probe('/dev/nvme1n1')).rejects.toThrow(/cannot read \/dev\/nvme1n1.*never treated as blank/);
+      const missing = createLinuxHost({ deviceDir: join(dir, 'by-id'), exec, procDir: proc, sysDir: sys });
+      await expect(missing.probe(join(dir, 'no-such-device'))).rejects.toThrow(/cannot read/);
     });
 
     test('a relative device is refused: it could read as an option', async () => {
@@ -221,7 +231,8 @@ describe('createLinuxHost', () => {
     const source = join(dir, 'export');
     await mkdir(source);
     await hostWith(exec).bindMount(source, join(mnt, 'shared'));
-    expect(argvs()).toEqual([['mount', '--bind', source, join(mnt, 'shared')]]);
+    // A bind ignores flags; the remount applies them (nosuid,nodev by default: invariant 11).
+    expect(argvs()).toEqual([['mount', '--bind', source, join(mnt, 'shared')], ['mount', '-o', 'remount,bind,nosuid,nodev', join(mnt, 'shared')]]);
     await expect(hostWith(exec).bindMount(join(dir, 'missing'), join(mnt, 'x'))).rejects.toThrow(/does not exist/);
     await writeFile(join(dir, 'file'), '');
     await expect(hostWith(exec).bindMount(join(dir, 'file'), join(mnt, 'x'))).rejects.toThrow(/not a directory/);

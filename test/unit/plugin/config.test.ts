@@ -17,7 +17,7 @@ describe('loadConfig', () => {
     const c = loadConfig({ STOWAGE_MOUNT_TIMEOUT: '30s', STOWAGE_FENCE_AFTER: '2m', STOWAGE_METRICS_ADDR: ':9337' });
     expect(c.mountTimeoutMs).toBe(30_000);
     expect(c.fenceAfterMs).toBe(120_000);
-    expect(c.metricsAddr).toEqual({ host: '0.0.0.0', port: 9337 });
+    expect(c.metricsAddr).toEqual({ host: '127.0.0.1', port: 9337 });
   });
 
   test.each([

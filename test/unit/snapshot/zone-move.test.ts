@@ -5,6 +5,8 @@ import { ConfigError, PendingError, VolumeBusyError } from '../../../core/errors
 import type { Logger } from '../../../core/log.js';
 import { SnapshotStore } from '../../../snapshot/snapshot-store.js';
 import { describeMove } from '../../../snapshot/zone-move.js';
+import { DeleteVolumeCommand } from '@aws-sdk/client-ec2';
+import { ec2Error } from '../aws/ec2-error.js';
 import { driverWorld, OTHER, type DriverWorld } from '../ebs/driver-world.js';
 import type { FakeEc2 } from '../ebs/fake-ec2.js';
 import type { FakeHost } from '../ebs/fake-host.js';
@@ -108,6 +110,28 @@ describe('cross-zone Mount', () => {
     expect(err).toBeInstanceOf(VolumeBusyError);
     expect(named('db1').map((v) => v.VolumeId)).toEqual([source]);
     expect(logLines.some((l) => l.msg === 'removing the copy of an abandoned or lost move')).toBe(true);
+  });
+
+  test('issue 15.3: the source mounted, written and unmounted while DeleteVolume is throttled: the retry re-checks, the stale copy goes, a fresh snapshot moves the new data', async () => {
+    const source = ec2.addVolume('db1', THERE);
+    let deletes = 0;
+    ec2.mock.on(DeleteVolumeCommand).callsFake((input: { VolumeId: string }) => {
+      if (deletes++ === 0) {
+        // Between two attempts a node in the source zone attaches (clearing snapshot-current), writes and detaches.
+        const volume = ec2.volumes.get(source)!;
+        volume.Tags = volume.Tags!.filter((t) => t.Key !== 'stowage:snapshot-current');
+        throw ec2Error('RequestLimitExceeded', 503);
+      }
+      ec2.volumes.delete(input.VolumeId);
+      return {};
+    });
+    await makeDriver().mount('db1', ctx('db1'));
+    expect(logLines.find((l) => l.msg === 'removing the copy of an abandoned or lost move')?.why).toMatch(/attached after the copy was made/);
+    // The volume is a copy of a snapshot taken after the write, never of the first (stale) one.
+    const snapshotsTaken = ec2.sequence().filter((op) => op === 'CreateSnapshot');
+    expect(snapshotsTaken).toHaveLength(2);
+    const [volume] = named('db1');
+    expect(volume!.SnapshotId).toBe([...ec2.snapshots.keys()].at(-1));
   });
 
   test('an unfinished copy in a third zone (crashed mover): finished first, then moved here from its snapshot without a new one', async () => {
