@@ -130,9 +130,16 @@ export async function pluginCommand(argv: string[]): Promise<number> {
   const metrics = config.metricsAddr ? new Metrics() : undefined;
   const backend = await openBackend(config, log, metrics);
   metrics?.watchCalls(backend.counter);
-  const plugin = await startPlugin({
-    config, drivers: backend.drivers, log, unavailableBackings: backend.unavailable, ...(metrics && { metrics }),
-  });
+  let plugin;
+  try {
+    plugin = await startPlugin({
+      config, drivers: backend.drivers, log, unavailableBackings: backend.unavailable, ...(metrics && { metrics }),
+    });
+  } catch (err) {
+    // An embedded localcloud would keep the process alive after the error is printed.
+    await backend.close();
+    throw err;
+  }
   onStopSignal(log, async () => {
     await plugin.close({ graceMs: STOP_GRACE_MS });
     await backend.close();
