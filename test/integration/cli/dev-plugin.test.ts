@@ -7,6 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
+import { SETTINGS } from '../../../plugin/config.js';
 import { socketAnswers } from '../../../plugin/server.js';
 import { endpointFile } from '../../../cli/embedded-endpoint.js';
 import { asRoot } from '../../helpers/as-root.js';
@@ -86,6 +87,15 @@ asRoot('npm start, on the real bundle', () => {
     if (dir) await run(['localcloud', '--dir', path.join(env.STOWAGE_STATE_DIR!, 'localcloud'), '--clean'], {});
     if (dir) await removeTree(dir);
   }, 60_000);
+
+  test('--version and plugin --help: the release, and every setting with its default', async () => {
+    const { version } = JSON.parse(await readFile(path.join(path.dirname(PLUGIN_MAIN), '../package.json'), 'utf8')) as { version: string };
+    expect(await run(['--version'], {})).toMatchObject({ code: 0, output: `stowage ${version}\n` });
+    const help = await run(['plugin', '--help'], {});
+    expect(help.code).toBe(0);
+    for (const name of Object.keys(SETTINGS)) expect(help.output).toMatch(new RegExp(`^  ${name} `, 'm'));
+    expect(help.output).toMatch(/^  STOWAGE_LOCALCLOUD_LISTEN +.*\(default 127\.0\.0\.1:4580\)$/m);
+  });
 
   test('without --dev, STOWAGE_BACKEND=local is refused: localcloud is a development tool', async () => {
     const refused = await run(['plugin'], { ...env, STOWAGE_BACKEND: 'local' });
