@@ -50,6 +50,8 @@ export function sharedDrivers(w: SharedWiring): { drivers: Driver[]; close(): Pr
     const driver = createEfsDriver({
       efs, counter: w.counter, ...hostAndMounter(log), zone: identity.zone, cluster: config.cluster, mountRoot: config.mountRoot,
       fileSystems, mode: config.efsMode, sharedDelete: config.sharedDelete, pollInitialMs: w.pollInitialMs,
+      // Holder records are per plugin process: two on one host (localcloud tests) must not share the host name.
+      node: identity.instanceId, log,
     });
     log.info({ zone: identity.zone, fileSystems, efsMode: config.efsMode, sharedDelete: config.sharedDelete }, 'shared (EFS) driver ready');
     return keep(driver);
@@ -57,8 +59,10 @@ export function sharedDrivers(w: SharedWiring): { drivers: Driver[]; close(): Pr
 
   const startNfs = async (): Promise<Driver> => {
     const log = w.log.child({ backing: 'nfs' });
+    const { instanceId } = await w.identity();
     return keep(await createNfsDriver({
       ...hostAndMounter(log), cluster: config.cluster, mountRoot: config.mountRoot, stateDir: config.stateDir, sharedDelete: config.sharedDelete, log,
+      node: instanceId,
     }));
   };
 

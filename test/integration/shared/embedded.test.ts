@@ -47,11 +47,13 @@ test('a shared volume on the embedded localcloud: created, mounted, written; the
   const { Mountpoint } = (await call('Mount', { Name: 'notes', ID: 'm1' })) as { Mountpoint: string };
   expect(Mountpoint).toBe(path.join(tmp, 'mnt', 'notes'));
   await writeFile(path.join(Mountpoint, 'note'), 'kept');
-  await call('Unmount', { Name: 'notes', ID: 'm1' });
-
   const efsDir = path.join(tmp, 'state', 'localcloud', 'efs');
   const fileSystems = (await readdir(efsDir)).filter((n) => n.startsWith('fs-'));
   expect(fileSystems).toHaveLength(1);
+  // The holder record names the plugin's instance, not the host: two plugins on one host stay apart.
+  expect(await readdir(path.join(efsDir, fileSystems[0]!, 'stowage', 'default', '.holders', 'notes'))).toEqual([expect.stringMatching(/^i-[0-9a-f]+$/)]);
+  await call('Unmount', { Name: 'notes', ID: 'm1' });
+
   expect(await readFile(path.join(efsDir, fileSystems[0]!, 'stowage', 'default', 'notes', 'note'), 'utf8')).toBe('kept');
   expect(Object.keys(JSON.parse(await readFile(path.join(efsDir, 'mount-targets.json'), 'utf8')) as object)).toHaveLength(3);
 
