@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Mounter } from '../drivers/shared/mounter.js';
-import type { Host } from '../host/host.js';
+import { bindFlagsOf, type Host } from '../host/host.js';
 import { HostError } from '../core/errors.js';
 
 interface MountTargetEntry {
@@ -37,8 +37,9 @@ export function createLocalcloudMounter(host: Host, mountTargetsFile: string): M
         throw new HostError(`mount target ${source.server} serves ${entry.fileSystemId}, not ${ap.fileSystemId}`);
       }
       const folder = join(entry.path, ap?.rootDirectory ?? '/', source.path);
-      log.debug({ server: source.server, folder, target }, 'localcloud: bind-mounting the mount target folder');
-      await host.withLog(log).bindMount(folder, target);
+      const flags = bindFlagsOf(source.options);
+      log.debug({ server: source.server, folder, target, flags }, 'localcloud: bind-mounting the mount target folder');
+      await host.withLog(log).bindMount(folder, target, flags);
     },
   };
 }

@@ -25,7 +25,13 @@ export interface MountEntry {
 }
 
 /** Per-mount flags a bind mount can carry. */
-export type BindFlag = 'nosuid' | 'nodev' | 'noexec' | 'ro';
+export const BIND_FLAGS = ['nosuid', 'nodev', 'noexec', 'ro'] as const;
+export type BindFlag = (typeof BIND_FLAGS)[number];
+
+/** The bind-mount flags among NFS mount options: a bind standing in for NFS must keep them. */
+export function bindFlagsOf(options: readonly string[]): BindFlag[] {
+  return options.filter((o): o is BindFlag => (BIND_FLAGS as readonly string[]).includes(o));
+}
 
 /** `nfs4`: the kernel's client; `efs`: the EFS mount helper. */
 export type NfsMountType = 'nfs4' | 'efs';

@@ -10,7 +10,7 @@ import { VolumeFolders, keptEntry } from '../../../drivers/shared/volume-folders
 import { DataSafetyError, VolumeBusyError } from '../../../core/errors.js';
 import { silentLogger } from '../../../core/log.js';
 import type { VolumeOptions } from '../../../core/volume-options.js';
-import type { BindFlag, Host } from '../../../host/host.js';
+import { bindFlagsOf, type Host } from '../../../host/host.js';
 import { createLinuxHost } from '../../../host/linux-host.js';
 import { readMountinfo } from '../../../host/mountinfo.js';
 
@@ -42,8 +42,7 @@ function bindMounter(host: Host, before?: (folder: string) => Promise<void>): Mo
     async mount(source, target) {
       const folder = join(server, source.path);
       await before?.(folder);
-      const flags = source.options.filter((o): o is BindFlag => ['nosuid', 'nodev', 'noexec', 'ro'].includes(o));
-      await host.bindMount(folder, target, flags);
+      await host.bindMount(folder, target, bindFlagsOf(source.options));
     },
   };
 }

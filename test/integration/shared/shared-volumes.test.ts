@@ -124,6 +124,12 @@ describe('EFS directory mode, two instances in two zones', () => {
     expect(new Set(a.servers)).toEqual(new Set([ipByZone.get('us-east-1a')]));
     expect(new Set(b.servers)).toEqual(new Set([ipByZone.get('us-east-1b')]));
     expect(new Set(await mountsHere())).toEqual(new Set([pathA, pathB, join(a.mountRoot, '.shares', fsId), join(b.mountRoot, '.shares', fsId)]));
+
+    // localcloud's bind mounts keep the flags the drivers ask of NFS: the management mount runs nothing.
+    const flags = new Map((await readMountinfo()).map((m) => [m.target, m.options.split(',')]));
+    expect(flags.get(join(a.mountRoot, '.shares', fsId))).toEqual(expect.arrayContaining(['nosuid', 'nodev', 'noexec']));
+    expect(flags.get(pathA)).toEqual(expect.arrayContaining(['nosuid', 'nodev']));
+    expect(flags.get(pathA)).not.toContain('noexec');
   });
 
   test('Remove without STOWAGE_SHARED_DELETE keeps the data aside; with it the data is gone; a new volume of the name starts empty', async () => {
