@@ -18,6 +18,7 @@ import { gcCommand } from '../../../cli/ops/gc.js';
 import type { RegionInventory, SnapshotRecord, VolumeRecord } from '../../../cli/ops/inventory.js';
 import { lsCommand } from '../../../cli/ops/ls.js';
 import { relocateCommand } from '../../../cli/ops/relocate.js';
+import { keptEntry } from '../../../drivers/shared/volume-folders.js';
 
 const ec2 = mockClient(EC2Client);
 const efs = mockClient(EFSClient);
@@ -197,23 +198,26 @@ describe('gc of data kept by Remove of shared volumes', () => {
       const kept = path.join(root, 'stowage', 'c1', '.removed');
       const live = path.join(root, 'stowage', 'c1', 'web');
       await mkdir(live, { recursive: true });
-      for (const entry of ['old-2026-01-01T00-00-00-000Z', 'new-2026-11-26T00-00-00-000Z']) {
+      const monthAgo = new Date(Date.now() - 30 * 86_400_000);
+      const old = keptEntry('old', monthAgo);
+      const recent = keptEntry('new', new Date(Date.now() - 86_400_000));
+      for (const entry of [old, recent]) {
         await mkdir(path.join(kept, entry), { recursive: true });
         await writeFile(path.join(kept, entry, 'data'), 'x');
       }
-      const monthAgo = new Date(Date.now() - 30 * 86_400_000);
-      await utimes(path.join(kept, 'old-2026-01-01T00-00-00-000Z'), monthAgo, monthAgo);
+      // The age is the one Remove wrote into the name, not the mtime: a recent entry with an old mtime stays.
+      await utimes(path.join(kept, recent), monthAgo, monthAgo);
       ec2.on(DescribeVolumesCommand).resolves({ Volumes: [] });
 
       const dry = await run(gcCommand, ['--region', 'us-east-1', '--shared-root', root, '--removed-days', '7', '--json']);
       expect(dry.code).toBe(0);
       const plan = JSON.parse(dry.stdout) as { actions: Array<{ kind: string; name: string }> };
-      expect(plan.actions).toEqual([expect.objectContaining({ kind: 'delete-removed-data', name: 'old-2026-01-01T00-00-00-000Z' })]);
+      expect(plan.actions).toEqual([expect.objectContaining({ kind: 'delete-removed-data', name: old })]);
       expect(await readdir(kept)).toHaveLength(2);
 
       const applied = await run(gcCommand, ['--region', 'us-east-1', '--shared-root', root, '--removed-days', '7', '--apply']);
       expect(applied.code).toBe(0);
-      expect(await readdir(kept)).toEqual(['new-2026-11-26T00-00-00-000Z']);
+      expect(await readdir(kept)).toEqual([recent]);
       expect(await readdir(live)).toEqual([]);
     } finally {
       await rm(root, { recursive: true, force: true });
