@@ -48,6 +48,7 @@ export async function startPlugin(options: PluginOptions): Promise<RunningPlugin
     refcounts,
     log,
     defaultBacking: config.defaultBacking,
+    cost: config.cost,
     mountTimeoutMs: config.mountTimeoutMs,
     ...(options.unavailableBackings && { unavailableBackings: options.unavailableBackings }),
   });

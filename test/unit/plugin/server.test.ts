@@ -21,7 +21,7 @@ describe('protocol server', () => {
     socket = path.join(dir, 'plugins', 'stowage.sock');
     await writeFile(path.join(dir, 'stale'), '');
     driver = new MemoryDriver();
-    const config = loadConfig({ STOWAGE_SOCKET: socket, STOWAGE_STATE_DIR: path.join(dir, 'state'), STOWAGE_DEFAULT_BACKING: 'relocatable' });
+    const config = loadConfig({ STOWAGE_SOCKET: socket, STOWAGE_STATE_DIR: path.join(dir, 'state'), STOWAGE_DEFAULT_BACKING: 'relocatable', STOWAGE_MAX_SIZE_GIB: '1000' });
     plugin = await startPlugin({ config, drivers: [driver], log: silentLogger, isMounted: async () => true });
   });
   afterAll(async () => {
@@ -68,6 +68,7 @@ describe('protocol server', () => {
     ['a missing ID on Mount', '/VolumeDriver.Mount', '{"Name":"db"}', 'ID is missing'],
     ['a missing ID on Unmount', '/VolumeDriver.Unmount', '{"Name":"db"}', 'ID is missing'],
     ['a bad option', '/VolumeDriver.Create', '{"Name":"x","Opts":{"size":"abc"}}', 'invalid option size="abc"'],
+    ['a size above the operator\'s limit', '/VolumeDriver.Create', '{"Name":"x","Opts":{"size":"1001"}}', 'STOWAGE_MAX_SIZE_GIB=1000'],
     ['an unknown volume', '/VolumeDriver.Get', '{"Name":"nope"}', 'volume nope does not exist'],
   ])('%s gets a clear Err with HTTP 500', async (_what, route, body, message) => {
     const reply = await call(route, body);

@@ -45,6 +45,19 @@ describe('VolumeService', () => {
     expect(driver.calls).toEqual([]);
   });
 
+  test("a Create beyond the operator's cost limits is refused naming the setting; one within them is made", async () => {
+    const bounded = new VolumeService({
+      drivers: [driver], refcounts, log: silentLogger, defaultBacking: 'relocatable', mountTimeoutMs: 1000, cost: { maxSizeGiB: 100, maxIops: 5000 },
+    });
+    await expect(bounded.create('big', { size: '101' })).rejects.toThrow(InvalidOptionError);
+    await expect(bounded.create('big', { size: '101' })).rejects.toThrow('STOWAGE_MAX_SIZE_GIB=100');
+    await expect(bounded.create('fast', { size: '100', iops: '5001' })).rejects.toThrow('STOWAGE_MAX_IOPS=5000');
+    expect(driver.calls).toEqual([]);
+    await bounded.create('ok', { size: '100', iops: '5000' });
+    expect(driver.calls).toEqual(['create ok']);
+    bounded.close();
+  });
+
   test('a backing without a driver is refused with the reason', async () => {
     await expect(service.create('web', { backing: 'shared' })).rejects.toThrow(UnsupportedError);
     await expect(service.create('web', { backing: 'shared' })).rejects.toThrow('STOWAGE_EFS_ID');
