@@ -18,10 +18,28 @@ import { ec2Error, ec2Response } from './xml.js';
 
 const EFS_PREFIX = '/2015-02-01/';
 
-function readBody(req: IncomingMessage): Promise<string> {
+/** Far above any request the SDK sends; a client cannot make the emulator hold more than this. */
+const MAX_BODY_BYTES = 1024 * 1024;
+
+/**
+ * The body, or undefined once it passes MAX_BODY_BYTES (declared or sent). The rest is read and
+ * dropped rather than the socket destroyed, so the client sees the 413 and keeps its connection.
+ */
+function readBody(req: IncomingMessage): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
+    let size = 0;
+    const tooLarge = () => {
+      chunks.length = 0;
+      req.removeAllListeners('data').resume();
+      resolve(undefined);
+    };
+    if (Number(req.headers['content-length']) > MAX_BODY_BYTES) return tooLarge();
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) tooLarge();
+      else chunks.push(c);
+    });
     req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
     req.on('error', reject);
   });
@@ -135,6 +153,11 @@ export function createLocalcloudServer(cloud: Cloud, logError: ErrorLog): Server
     if (Imds.isImdsPath(req.method ?? '', url.pathname)) return imds.handle(req, res, url.pathname);
     readBody(req)
       .then((text) => {
+        if (text === undefined) {
+          res.writeHead(413, { 'content-type': 'text/plain' });
+          res.end(`localcloud: request body larger than ${MAX_BODY_BYTES} bytes\n`);
+          return;
+        }
         if (url.pathname.startsWith('/_localcloud/')) return admin(req, res, url.pathname, text);
         if (url.pathname.startsWith(EFS_PREFIX)) return efsApi(req, res, url, text);
         // EC2 Query: the SDK posts a form; parameters in the query string are honoured as AWS does
