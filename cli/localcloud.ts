@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { cleanLocalcloud, parseConsistency, parseFaults, startLocalcloud, type LatencyMode } from '../localcloud/index.js';
+import { cleanLocalcloud, parseConsistency, parseFaults, startLocalcloud, type LatencyMode, type LocalcloudOptions } from '../localcloud/index.js';
 import { FolderInUseError, lockFolder, type FolderLock } from './folder-lock.js';
 
 const USAGE = `stowage localcloud — EC2 + EFS + IMDS emulator on real loop devices
@@ -60,6 +60,16 @@ export async function localcloudCommand(argv: string[]): Promise<number> {
     return 2;
   };
   if (!values.dir) return fail('--dir is required');
+  // Every flag is checked before the folder is locked, so a usage error leaves no lock behind.
+  if (values.latency !== 'zero' && values.latency !== 'realistic') return fail(`--latency ${values.latency}: expected zero or realistic`);
+  let listen, faults, consistency;
+  try {
+    listen = listenAddress(values.listen);
+    faults = parseFaults(values.faults);
+    consistency = parseConsistency(values.consistency);
+  } catch (err) {
+    return fail((err as Error).message);
+  }
   // Before anything touches the folder: two emulators on one state would corrupt it.
   let lock: FolderLock;
   try {
@@ -71,32 +81,26 @@ export async function localcloudCommand(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  if (values.clean) {
-    await cleanLocalcloud(values.dir);
-    process.stdout.write(JSON.stringify({ level: 'info', component: 'localcloud', msg: 'released loop devices and mounts', dir: values.dir }) + '\n');
-    return 0;
-  }
-  if (values.latency !== 'zero' && values.latency !== 'realistic') return fail(`--latency ${values.latency}: expected zero or realistic`);
-  let listen, faults, consistency;
   try {
-    listen = listenAddress(values.listen);
-    faults = parseFaults(values.faults);
-    consistency = parseConsistency(values.consistency);
-  } catch (err) {
-    return fail((err as Error).message);
+    if (values.clean) return await clean(values.dir);
+    const zones = values.zones?.split(',').filter(Boolean);
+    return await serve({ dir: values.dir, ...listen, region: values.region, zones, latency: values.latency, faults, consistency });
+  } finally {
+    await lock.release();
   }
-  const zones = values.zones?.split(',').filter(Boolean);
-  const lc = await startLocalcloud({
-    dir: values.dir,
-    ...listen,
-    region: values.region,
-    zones,
-    latency: values.latency as LatencyMode,
-    faults,
-    consistency,
-  });
+}
+
+async function clean(dir: string): Promise<number> {
+  await cleanLocalcloud(dir);
+  process.stdout.write(JSON.stringify({ level: 'info', component: 'localcloud', msg: 'released loop devices and mounts', dir }) + '\n');
+  return 0;
+}
+
+/** Runs the emulator until SIGINT or SIGTERM. */
+async function serve(options: LocalcloudOptions & { latency: LatencyMode }): Promise<number> {
+  const lc = await startLocalcloud(options);
   process.stdout.write(
-    JSON.stringify({ level: 'info', component: 'localcloud', msg: 'localcloud ready', url: lc.url, dir: lc.dir, region: lc.region, zones: lc.zones, latency: values.latency }) + '\n',
+    JSON.stringify({ level: 'info', component: 'localcloud', msg: 'localcloud ready', url: lc.url, dir: lc.dir, region: lc.region, zones: lc.zones, latency: options.latency }) + '\n',
   );
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
@@ -104,7 +108,6 @@ export async function localcloudCommand(argv: string[]): Promise<number> {
   });
   // loop devices stay: attached volumes survive a restart of the emulator, as they would a restart of AWS's API
   await lc.stop({ release: false });
-  await lock.release();
   process.stdout.write(JSON.stringify({ level: 'info', component: 'localcloud', msg: 'localcloud stopped', signal }) + '\n');
   return 0;
 }

@@ -33,6 +33,9 @@ test('--help and bad flags', async () => {
   expect(await localcloudCommand(['--dir', dir, '--listen', 'nowhere'])).toBe(2);
   expect(await localcloudCommand(['--bogus'])).toBe(2);
   expect(err.join('')).toMatch(/--dir is required[\s\S]*--latency slow[\s\S]*unknown fault boom[\s\S]*--consistency often: expected[\s\S]*--listen nowhere/);
+  // Neither a usage error nor a finished --clean leaves the folder locked.
+  expect(await localcloudCommand(['--dir', dir, '--clean'])).toBe(0);
+  expect(await localcloudCommand(['--dir', dir, '--clean'])).toBe(0);
 });
 
 test('serves until SIGTERM, logging its URL as one JSON line', async () => {
