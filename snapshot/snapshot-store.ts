@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   CreateSnapshotCommand,
   CreateTagsCommand,
@@ -15,7 +16,8 @@ import { toEbsVolume, type EbsVolume } from '../core/schema/ebs-volume.js';
 import { CloudError, PendingError, type ErrorContext } from '../core/errors.js';
 import type { OperationContext } from '../core/context.js';
 import { allPages } from '../aws/pages.js';
-import { MOVE_REASONS, Tags, type SnapshotReason } from '../core/schema/tags.js';
+import { Tags, type SnapshotReason } from '../core/schema/tags.js';
+import { isMovingAid, snapshotsToPrune } from './retention.js';
 import { snapshotTags, toStoredSnapshot, type StoredSnapshot } from '../core/schema/snapshot-record.js';
 
 export interface SnapshotStoreDeps {
@@ -28,6 +30,11 @@ export interface SnapshotStoreDeps {
 }
 
 const MAX_POLL_MS = 15_000;
+/** A fresh read polls quickly: EC2's lag is seconds, not minutes. */
+const FRESH_POLL_MS = 1000;
+/** A snapshot unseen this long is gone, not merely not shown yet by a lagging Describe. */
+const MISSING_MS = 10_000;
+const MISSING_POLL_MS = 500;
 
 /**
  * Stowage's EBS snapshots and the volume tag that says which snapshot holds a volume's current data
@@ -57,7 +64,8 @@ export class SnapshotStore {
   async find(snapshotId: string, step: OperationContext): Promise<StoredSnapshot | undefined> {
     try {
       const out = await this.aws('DescribeSnapshots', step, { snapshotId }, () =>
-        this.deps.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })),
+        // Only this account's: an id from a tag or an option must not restore someone else's data.
+        this.deps.ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId], OwnerIds: ['self'] })),
       );
       const found = out.Snapshots?.[0];
       return found ? toStoredSnapshot(found) : undefined;
@@ -69,7 +77,7 @@ export class SnapshotStore {
 
   /** The snapshots the plugin took of one volume name to move it (not operator backups), newest first. */
   async movingAids(name: string, step: OperationContext): Promise<StoredSnapshot[]> {
-    return (await this.ofName(name, step)).filter((s) => (MOVE_REASONS as readonly string[]).includes(s.reason ?? ''));
+    return (await this.ofName(name, step)).filter(isMovingAid);
   }
 
   /** Every Stowage snapshot of one volume name, newest first (one tag-filtered, paginated call). */
@@ -94,11 +102,24 @@ export class SnapshotStore {
     return found.sort((a, b) => b.startedAt - a.startedAt || b.id.localeCompare(a.id));
   }
 
-  /** Polls until `completed`, reporting progress; a snapshot in `error` (or gone) is a CloudError. */
+  /**
+   * Polls until `completed`, reporting progress; a snapshot in `error` (or gone) is a CloudError. A
+   * Describe may not show a snapshot just taken (EC2 is eventually consistent): it is gone only once
+   * it stayed unseen for MISSING_MS.
+   */
   async waitCompleted(snapshotId: string, step: OperationContext, onProgress: (percent: number) => void): Promise<StoredSnapshot> {
+    let missingSince: number | undefined;
     for (let wait = this.deps.pollInitialMs; ; wait = Math.min(wait * 1.6, MAX_POLL_MS)) {
       const now = await this.find(snapshotId, step);
-      if (!now) throw new CloudError(`snapshot ${snapshotId} disappeared before it completed`, 'InvalidSnapshot.NotFound', { snapshotId });
+      if (!now) {
+        missingSince ??= Date.now();
+        if (Date.now() - missingSince >= MISSING_MS || Date.now() >= step.deadline) {
+          throw new CloudError(`snapshot ${snapshotId} disappeared before it completed`, 'InvalidSnapshot.NotFound', { snapshotId });
+        }
+        await delay(Math.min(wait, MISSING_POLL_MS, step.deadline - Date.now()));
+        continue;
+      }
+      missingSince = undefined;
       if (now.state === 'completed') return now;
       if (now.state === 'error') throw new CloudError(`EBS snapshot ${snapshotId} failed (state error)`, 'SnapshotFailed', { snapshotId });
       onProgress(now.percent);
@@ -120,9 +141,9 @@ export class SnapshotStore {
 
   /**
    * Records that `snapshotId` holds the volume's current data, then reads the volume again: if it got
-   * attached meanwhile (its data may change, and the attach may have cleared tags before ours landed),
-   * the record is taken back. Returns the snapshot the volume names as current afterwards (another
-   * mover's, when two raced), or undefined.
+   * attached meanwhile, the record is taken back. A read that misses the attach (EC2 is eventually
+   * consistent) leaves a record that names a snapshot not covering the latest attachment; the mover
+   * checks that (coversAttach) before trusting it. Returns the snapshot recorded, or undefined.
    */
   async markCurrent(volume: EbsVolume, snapshotId: string, step: OperationContext): Promise<string | undefined> {
     const context = { volumeId: volume.id, snapshotId };
@@ -135,7 +156,7 @@ export class SnapshotStore {
       await this.forget(volume.id, step);
       return undefined;
     }
-    return now?.snapshotCurrent;
+    return snapshotId;
   }
 
   /** Before an attach: no snapshot holds the data any more, and the volume is no longer blank. */
@@ -145,19 +166,39 @@ export class SnapshotStore {
     );
   }
 
-  /**
-   * Retention: keeps the newest `keep` completed snapshots the plugin took of a name and deletes the
-   * older ones. Pending snapshots (a move may be waiting on one), `protect`ed ones (named current by a
-   * volume) and operator backups stay.
-   */
+  /** Retention (snapshot/retention.ts) for one name: deletes what the policy names. */
   async prune(name: string, keep: number, protect: ReadonlySet<string>, step: OperationContext): Promise<number> {
     const all = await this.movingAids(name, step);
-    // Only completed snapshots count: a pending one cannot restore anything yet.
-    const completed = all.filter((s) => s.state === 'completed');
-    const doomed = completed.slice(keep).filter((s) => !protect.has(s.id));
+    const doomed = snapshotsToPrune(all, keep, protect);
     for (const s of doomed) await this.delete(s.id, step);
     if (doomed.length > 0) step.log.info({ deleted: doomed.map((s) => s.id), kept: all.length - doomed.length, keep }, 'old snapshots deleted (retention)');
     return doomed.length;
+  }
+
+  /**
+   * The volume as EC2 has it now, read after a write of our own: a Describe that shows our barrier
+   * is no older than that write, so it shows every change made before it (EC2 is eventually
+   * consistent). Decisions that could lose data (re-create a blank volume, trust a snapshot, retire
+   * the source of a move) are taken on this view only. undefined: the volume is gone.
+   */
+  async fresh(volumeId: string, step: OperationContext): Promise<EbsVolume | undefined> {
+    const barrier = randomUUID();
+    try {
+      await this.aws('CreateTags', step, { volumeId }, () =>
+        this.deps.ec2.send(new CreateTagsCommand({ Resources: [volumeId], Tags: [{ Key: Tags.readBarrier, Value: barrier }] })),
+      );
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    for (let wait = this.deps.pollInitialMs; ; wait = Math.min(wait * 1.6, FRESH_POLL_MS)) {
+      const now = await this.volume(volumeId, step);
+      if (now === undefined || now.readBarrier === barrier) return now;
+      if (Date.now() >= step.deadline) {
+        throw new PendingError(`EC2 does not show a current view of ${volumeId} yet; the move goes on at the next Mount`, { volumeId });
+      }
+      await delay(Math.min(wait, step.deadline - Date.now()));
+    }
   }
 
   /** The volume as EC2 has it now (undefined: gone). */

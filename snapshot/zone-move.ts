@@ -5,8 +5,8 @@ import type { CallCounter } from '../aws/call-counter.js';
 import { Ec2Code, hasCode, isNotFound } from '../aws/errors.js';
 import { WaitTimeoutError, type VolumeWaiter } from '../aws/volume-waiter.js';
 import { Tags } from '../core/schema/tags.js';
-import { clientToken } from '../core/schema/client-token.js';
-import { currentOf, neverWritten, volumeTagSpecification, volumeTags, type EbsVolume } from '../core/schema/ebs-volume.js';
+import { copyToken } from '../core/schema/client-token.js';
+import { currentOf, neverWritten, toEbsVolume, volumeTagSpecification, volumeTags, type EbsVolume } from '../core/schema/ebs-volume.js';
 import { CloudError, PendingError, VolumeBusyError, VolumeNotFoundError, type ErrorContext } from '../core/errors.js';
 import { EBS_LIMITS, EBS_TYPES, type EbsType } from '../core/volume-options.js';
 import type { SnapshotStore } from './snapshot-store.js';
@@ -57,8 +57,6 @@ const RETIRE_BACKOFF_MS = 200;
 const MAX_RETIRE_BACKOFF_MS = 5000;
 /** Rounds of "read the tags, do the next step" before a move is given up as contended. */
 const MAX_ROUNDS = 8;
-/** Client tokens tried in turn when EC2 answers an old token with the deleted volume it made. */
-const MAX_TOKEN_REUSE = 5;
 
 /**
  * Moves a relocatable volume to another availability zone (DESIGN.md invariant 5). The state lives
@@ -88,9 +86,12 @@ export class ZoneMover {
   async move(name: string, targetZone: string, step: OperationContext, report: (p: MoveProgress) => void): Promise<EbsVolume> {
     const started = Date.now();
     for (let round = 1; round <= MAX_ROUNDS; round++) {
-      const source = currentOf(await this.deps.named(name, step.deadline, step.log));
-      if (!source) throw new VolumeNotFoundError(name);
-      const copy = source.movingTo;
+      const listed = currentOf(await this.deps.named(name, step.deadline, step.log));
+      if (!listed) throw new VolumeNotFoundError(name);
+      const copy = listed.movingTo;
+      // What the copy is made from is decided on a view that holds every change before this move.
+      const source = copy || listed.zone === targetZone ? listed : await this.deps.snapshots.fresh(listed.id, step);
+      if (!source) continue;
       if (!copy && source.zone === targetZone) {
         step.log.info({ volumeId: source.id, zone: targetZone, generation: source.generation, ms: Date.now() - started }, 'cross-zone move done');
         return source;
@@ -128,7 +129,12 @@ export class ZoneMover {
     progress('snapshot', 0);
     let snapshotId = source.snapshotCurrent;
     const known = snapshotId ? await snapshots.find(snapshotId, step) : undefined;
-    if (known && known.state !== 'error') {
+    // Issue 15.2: the tag may have outlived the data it names (it landed after the next attach);
+    // the snapshot is trusted only if it covers the volume's latest attachment.
+    if (known && known.coversAttach !== source.lastAttach) {
+      step.log.warn({ volumeId: source.id, snapshotId, covers: known.coversAttach, lastAttach: source.lastAttach }, 'the recorded snapshot does not cover the latest attachment; taking a fresh one');
+    }
+    if (known && known.state !== 'error' && known.coversAttach === source.lastAttach) {
       step.log.info({ volumeId: source.id, snapshotId, state: known.state }, 'reusing the snapshot that holds the current data: no new snapshot');
     } else {
       const taken = await snapshots.create(source, 'move', step);
@@ -157,52 +163,73 @@ export class ZoneMover {
   }
 
   /**
-   * CreateVolume of generation + 1. The token depends on name and generation only, so two movers
-   * (to two zones) cannot both create one: the second gets IdempotentParameterMismatch and adopts
-   * the first's copy in the next round.
+   * CreateVolume of generation + 1. The token depends on the source and the snapshot (copyToken),
+   * so two movers of one source cannot both create a copy: the second gets the first's copy back,
+   * or IdempotentParameterMismatch when it moves to another zone, and joins in the next round.
    */
   private async createCopy(source: EbsVolume, zone: string, extra: Tag[], snapshotId: string | undefined, step: OperationContext): Promise<EbsVolume | undefined> {
     const generation = source.generation + 1;
+    // The copy holds the data of the source's latest attachment: it carries that mark on.
+    const lineage = source.lastAttach !== undefined ? [{ Key: Tags.lastAttach, Value: source.lastAttach }] : [];
+    const tags = [...volumeTags(this.deps.cluster, source.name, generation, source), { Key: Tags.movedFrom, Value: source.id }, ...lineage, ...extra];
+    const context: ErrorContext = { volumeId: source.id, zone, generation, ...(snapshotId && { snapshotId }) };
+    let copyId: string | undefined;
+    // A copy given up earlier (its token answers the deleted volume) salts the next token: every
+    // mover that meets the same deleted copy derives the same next one, so they still converge.
+    for (let round = 0, salt: string | undefined; ; round++) {
+      const created = await this.sendCreateCopy(source, zone, tags, snapshotId, generation, salt, context, step);
+      if (!created) return undefined;
+      if (created.State !== 'deleting' && created.State !== 'deleted') {
+        copyId = created.VolumeId!;
+        break;
+      }
+      if (round >= MAX_ROUNDS) {
+        throw new CloudError(`every copy of ${source.id} made from ${snapshotId ?? 'nothing'} was deleted; the move gives up`, 'CopyDeleted', context);
+      }
+      salt = created.VolumeId;
+    }
+    step.log.info({ ...context, copyId }, 'copy created in the target zone');
+    await this.after('copy-created', source.name);
+    // EC2 may not show a volume it just created yet (eventual consistency): wait until it does.
+    const seen = await this.deps.waiter.waitFor(copyId, (v) => v !== undefined, { deadline: step.deadline, what: `${copyId} to be visible`, log: step.log });
+    return seen && toEbsVolume(seen, this.deps.cluster);
+  }
+
+  /** undefined: another mover created the copy of this source first (its token, other parameters). */
+  private async sendCreateCopy(
+    source: EbsVolume,
+    zone: string,
+    tags: Tag[],
+    snapshotId: string | undefined,
+    generation: number,
+    salt: string | undefined,
+    context: ErrorContext,
+    step: OperationContext,
+  ) {
     const type = (EBS_TYPES as readonly string[]).includes(source.type) ? (source.type as EbsType) : undefined;
     const limits = type ? EBS_LIMITS[type] : undefined;
-    const tags = [...volumeTags(this.deps.cluster, source.name, generation, source), { Key: Tags.movedFrom, Value: source.id }, ...extra];
-    const context: ErrorContext = { volumeId: source.id, zone, generation, ...(snapshotId && { snapshotId }) };
-    for (let reuse = 0; reuse < MAX_TOKEN_REUSE; reuse++) {
-      let created;
-      try {
-        created = await this.aws('CreateVolume', step, context, () =>
-          this.deps.ec2.send(
-            new CreateVolumeCommand({
-              AvailabilityZone: zone,
-              Size: source.size,
-              VolumeType: source.type as VolumeType,
-              ...(limits?.iops && source.iops !== undefined && { Iops: source.iops }),
-              ...(limits?.throughput && source.throughput !== undefined && { Throughput: source.throughput }),
-              Encrypted: source.encrypted,
-              ...(source.kmskeyid !== undefined && { KmsKeyId: source.kmskeyid }),
-              ...(snapshotId !== undefined && { SnapshotId: snapshotId }),
-              TagSpecifications: volumeTagSpecification(tags),
-              ClientToken: clientToken(this.deps.cluster, source.name, generation, reuse),
-            }),
-          ),
-        );
-      } catch (err) {
-        if (!hasCode(err, Ec2Code.IdempotentParameterMismatch)) throw err;
-        const all = await this.deps.named(source.name, step.deadline, step.log);
-        if (all.some((v) => v.movedFrom === source.id)) {
-          step.log.info({ ...context }, 'another mover created the copy first; joining its move');
-          return undefined;
-        }
-        step.log.info({ ...context, reuse }, 'client token used by an earlier volume of this name; trying the next one');
-        continue;
-      }
-      if (created.State === 'deleting' || created.State === 'deleted') continue;
-      step.log.info({ ...context, copyId: created.VolumeId, reuse }, 'copy created in the target zone');
-      await this.after('copy-created', source.name);
-      const copy = await this.deps.snapshots.volume(created.VolumeId!, step);
-      if (copy) return copy;
+    try {
+      return await this.aws('CreateVolume', step, context, () =>
+        this.deps.ec2.send(
+          new CreateVolumeCommand({
+            AvailabilityZone: zone,
+            Size: source.size,
+            VolumeType: source.type as VolumeType,
+            ...(limits?.iops && source.iops !== undefined && { Iops: source.iops }),
+            ...(limits?.throughput && source.throughput !== undefined && { Throughput: source.throughput }),
+            Encrypted: source.encrypted,
+            ...(source.kmskeyid !== undefined && { KmsKeyId: source.kmskeyid }),
+            ...(snapshotId !== undefined && { SnapshotId: snapshotId }),
+            TagSpecifications: volumeTagSpecification(tags),
+            ClientToken: copyToken(this.deps.cluster, source.name, generation, source.id, snapshotId, salt),
+          }),
+        ),
+      );
+    } catch (err) {
+      if (!hasCode(err, Ec2Code.IdempotentParameterMismatch)) throw err;
+      step.log.info({ ...context }, 'another mover created the copy of this source first; joining its move');
+      return undefined;
     }
-    throw new CloudError(`CreateVolume kept returning deleted volumes for ${source.name} generation ${generation}`, 'IdempotentParameterMismatch', context);
   }
 
   /** Wait for the copy, check it against the source, then commit by deleting the source. */
@@ -228,7 +255,7 @@ export class ZoneMover {
 
     t = Date.now();
     progress('verifying');
-    const now = await this.deps.snapshots.volume(source.id, step);
+    const now = await this.deps.snapshots.fresh(source.id, step);
     const problem = this.mismatch(now ?? source, ready);
     if (now && problem) {
       // The copy no longer holds the source's data (it was attached since), or is not a faithful copy.
@@ -257,7 +284,7 @@ export class ZoneMover {
     const context = { volumeId: source.id, copyId: copy.id, zone: copy.zone };
     for (let attempt = 1, backoff = RETIRE_BACKOFF_MS; ; attempt++, backoff = Math.min(backoff * 2, MAX_RETIRE_BACKOFF_MS)) {
       if (attempt > 1) {
-        const now = await this.deps.snapshots.volume(source.id, step);
+        const now = await this.deps.snapshots.fresh(source.id, step);
         if (!now) return true;
         const problem = this.mismatch(now, copy);
         if (problem) {
@@ -285,6 +312,7 @@ export class ZoneMover {
   /** Why the copy cannot replace the source (undefined: it can). */
   private mismatch(source: EbsVolume, copy: EbsVolume): string | undefined {
     if (source.attachment) return `the source is attached to ${source.attachment.instanceId}`;
+    if (copy.lastAttach !== source.lastAttach) return 'the source was attached after the copy was made, so the copy is stale';
     const sameData = neverWritten(copy) ? neverWritten(source) : copy.snapshotCurrent !== undefined && source.snapshotCurrent === copy.snapshotCurrent;
     if (!sameData) return 'the source was attached after the copy was made, so the copy is stale';
     if (copy.generation !== source.generation + 1) return `generation ${copy.generation}, expected ${source.generation + 1}`;

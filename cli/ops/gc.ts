@@ -2,12 +2,14 @@ import path from 'node:path';
 import { DeleteSnapshotCommand, DeleteVolumeCommand, DescribeInstancesCommand, DetachVolumeCommand } from '@aws-sdk/client-ec2';
 import { DeleteAccessPointCommand } from '@aws-sdk/client-efs';
 import { isUnfinishedCopy } from '../../core/schema/ebs-volume.js';
+import { Tags } from '../../core/schema/tags.js';
+import { snapshotsToPrune } from '../../snapshot/retention.js';
 import { describeError } from '../../core/errors.js';
 import type { ParsedArgs } from './args.js';
 import type { OpsCommand } from './command.js';
 import { inEveryRegion, type OpsContext, type RegionTarget } from './context.js';
 import { ExitCode, UsageError } from './exit-codes.js';
-import { groupVolumes, readRegion, type RegionInventory } from './inventory.js';
+import { groupVolumes, readRegion, type RegionInventory, type SnapshotRecord } from './inventory.js';
 import { printJson, regionErrors, reportRegionFailures, table } from './output.js';
 import { deleteRemovedShare, removedShares } from './removed-shares.js';
 
@@ -48,16 +50,16 @@ export function planRegion(inv: RegionInventory, retain: number, goneInstances: 
   }
   // A snapshot a volume's tags point at (restored from, or holding its current data) is never garbage.
   const referenced = new Set(inv.volumes.flatMap((v) => Object.values(v.tags).filter((value) => value.startsWith('snap-'))));
-  const kept = new Map<string, number>();
-  for (const s of inv.snapshots) {
-    if (s.state === 'pending' || referenced.has(s.id)) continue;
-    if (s.state === 'error') {
-      actions.push({ kind: 'delete-snapshot', region, name: s.name, id: s.id, reason: 'failed snapshot (state error)' });
-      continue;
+  // The plugin's own retention policy, per name: operator snapshots are backups and never go.
+  const byName = new Map<string, (SnapshotRecord & { reason: string | undefined })[]>();
+  for (const s of inv.snapshots) byName.set(s.name, [...(byName.get(s.name) ?? []), { ...s, reason: s.tags[Tags.snapshotReason] }]);
+  for (const [name, snapshots] of byName) {
+    for (const s of snapshotsToPrune(snapshots, retain, referenced)) {
+      actions.push({ kind: 'delete-snapshot', region, name, id: s.id, reason: `beyond retention: the ${retain} newest moving snapshot(s) of ${name} are kept (operator snapshots are never deleted)` });
     }
-    const newer = kept.get(s.name) ?? 0;
-    if (newer < retain) kept.set(s.name, newer + 1);
-    else actions.push({ kind: 'delete-snapshot', region, name: s.name, id: s.id, reason: `beyond retention: ${retain} newer snapshot(s) of ${s.name} are kept` });
+  }
+  for (const s of inv.snapshots) {
+    if (s.state === 'error' && !referenced.has(s.id)) actions.push({ kind: 'delete-snapshot', region, name: s.name, id: s.id, reason: 'failed snapshot (state error)' });
   }
   for (const ap of inv.accessPoints) {
     if (ap.state === 'error') actions.push({ kind: 'delete-access-point', region, name: ap.name, id: ap.id, reason: `access point on ${ap.fileSystemId} failed (state error)` });

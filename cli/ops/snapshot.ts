@@ -38,7 +38,7 @@ async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
           TagSpecifications: [
             {
               ResourceType: 'snapshot',
-              Tags: snapshotTags(ctx.cluster, { name, id: volume.id, generation: volume.generation }, 'operator'),
+              Tags: snapshotTags(ctx.cluster, { name, id: volume.id, generation: volume.generation, lastAttach: volume.lastAttach }, 'operator'),
             },
           ],
         }),

@@ -7,6 +7,8 @@ export interface EbsAttachment {
   instanceId: string;
   state: string;
   device: string | undefined;
+  /** EC2's AttachTime (ISO 8601): what tells this attachment from every other one of the volume. */
+  attachTime: string | undefined;
 }
 
 /** What Stowage knows about one of its EBS volumes, read from EC2's answer and the volume's tags. */
@@ -33,6 +35,10 @@ export interface EbsVolume {
   formatted: boolean;
   /** EC2's SnapshotId: the volume was restored from it. */
   restoredFrom: string | undefined;
+  /** The attachment whose writes the volume holds (Tags.lastAttach). */
+  lastAttach: string | undefined;
+  /** The mover's last read barrier (Tags.readBarrier). */
+  readBarrier: string | undefined;
   movedFrom: string | undefined;
   /** Set by currentOf: the unfinished copy of this volume that a cross-zone move is making. */
   movingTo?: EbsVolume;
@@ -66,11 +72,13 @@ export function toEbsVolume(volume: Volume, cluster: string): EbsVolume | undefi
     kmskeyid: tags.get(Tags.kmskeyid) || undefined,
     snapshot: tags.get(Tags.snapshot) || undefined,
     createdAt: volume.CreateTime,
-    attachment: live ? { instanceId: live.InstanceId!, state: live.State ?? 'unknown', device: live.Device } : undefined,
+    attachment: live ? { instanceId: live.InstanceId!, state: live.State ?? 'unknown', device: live.Device, attachTime: live.AttachTime?.toISOString() } : undefined,
     snapshotCurrent: tags.get(Tags.snapshotCurrent) || undefined,
     blank: tags.get(Tags.blank) === 'true',
     formatted: tags.get(Tags.formatted) === 'true',
     restoredFrom: volume.SnapshotId || undefined,
+    lastAttach: tags.get(Tags.lastAttach) || undefined,
+    readBarrier: tags.get(Tags.readBarrier) || undefined,
     movedFrom: tags.get(Tags.movedFrom) || undefined,
   };
 }
@@ -95,7 +103,7 @@ export function isUnfinishedCopy(volume: EbsVolume, all: EbsVolume[]): boolean {
 export function pickCurrent(volumes: EbsVolume[]): EbsVolume | undefined {
   const settled = volumes.filter((v) => !GONE.has(v.state) && !isUnfinishedCopy(v, volumes));
   return [...(settled.length > 0 ? settled : volumes)].sort(
-    (a, b) => b.generation - a.generation || (a.createdAt?.getTime() ?? 0) - (b.createdAt?.getTime() ?? 0),
+    (a, b) => b.generation - a.generation || (a.createdAt?.getTime() ?? 0) - (b.createdAt?.getTime() ?? 0) || a.id.localeCompare(b.id),
   )[0];
 }
 

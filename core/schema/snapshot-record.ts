@@ -10,6 +10,8 @@ export interface StoredSnapshot {
   source: string | undefined;
   /** Why it was taken; `operator` ones (stowage snapshot) are backups that retention and Remove leave alone. */
   reason: string | undefined;
+  /** The source's last attachment when it was taken (Tags.coversAttach). */
+  coversAttach: string | undefined;
   /** The generation of the volume it captures. */
   generation: number;
   startedAt: number;
@@ -23,13 +25,14 @@ export function toStoredSnapshot(s: Snapshot): StoredSnapshot {
     percent: Number.parseInt(s.Progress ?? '0', 10) || 0,
     source: tags.get(Tags.sourceVolume),
     reason: tags.get(Tags.snapshotReason),
+    coversAttach: tags.get(Tags.coversAttach) || undefined,
     generation: Number(tags.get(Tags.generation) ?? '1') || 1,
     startedAt: s.StartTime?.getTime() ?? 0,
   };
 }
 
 /** The tags every Stowage snapshot carries, whoever takes it (plugin or operator). */
-export function snapshotTags(cluster: string, volume: { name: string; id: string; generation: number }, reason: SnapshotReason): Tag[] {
+export function snapshotTags(cluster: string, volume: { name: string; id: string; generation: number; lastAttach: string | undefined }, reason: SnapshotReason): Tag[] {
   return [
     { Key: Tags.cluster, Value: cluster },
     { Key: Tags.volume, Value: volume.name },
@@ -37,6 +40,7 @@ export function snapshotTags(cluster: string, volume: { name: string; id: string
     { Key: Tags.generation, Value: String(volume.generation) },
     { Key: Tags.sourceVolume, Value: volume.id },
     { Key: Tags.snapshotReason, Value: reason },
+    ...(volume.lastAttach !== undefined ? [{ Key: Tags.coversAttach, Value: volume.lastAttach }] : []),
     nameTag(cluster, volume.name),
   ];
 }

@@ -39,12 +39,27 @@ export const Tags = {
    * node that ran the first mkfs, before the filesystem is mounted; read before every mkfs.
    */
   formatted: 'stowage:formatted',
+  /**
+   * Which attachment's writes the volume holds: the EC2 AttachTime of its latest attachment (a
+   * random mark where EC2 gives none). Written after create by the mounting node, confirmed before
+   * the filesystem is mounted (so before any write of that attachment); a move's copy is created
+   * with its source's. Read by the mover, which trusts a snapshot only if it covers this attachment.
+   */
+  lastAttach: 'stowage:last-attach',
+  /**
+   * A random value the mover writes on the source, then reads until a Describe shows it: that read
+   * is no older than the write, so the mover decides on a view that holds every earlier change
+   * (EC2 is eventually consistent). Written after create by the mover; read only by it.
+   */
+  readBarrier: 'stowage:read-barrier',
   /** A copy made by a cross-zone move: its source. Written at create by the mover; read by pickCurrent and gc. */
   movedFrom: 'stowage:moved-from',
 
   // ---- on snapshots --------------------------------------------------------------------------
   /** The volume id whose data it holds. Written at create (snapshot store, CLI); read by the mover. */
   sourceVolume: 'stowage:source-volume',
+  /** The source's `last-attach` when it was taken: the attachment whose writes it holds. Written at create; read by the mover. */
+  coversAttach: 'stowage:covers-attach',
   /** Why it was taken (SnapshotReason). Written at create; read by retention, Remove and gc. */
   snapshotReason: 'stowage:snapshot-reason',
 
@@ -58,7 +73,7 @@ export const Tags = {
 export type TagKey = (typeof Tags)[keyof typeof Tags];
 
 /** Keys written on a resource after it was created (CreateTags); the IAM policy allows only these. */
-export const TAGS_WRITTEN_AFTER_CREATE: readonly TagKey[] = [Tags.snapshotCurrent, Tags.formatted, Tags.heartbeat];
+export const TAGS_WRITTEN_AFTER_CREATE: readonly TagKey[] = [Tags.snapshotCurrent, Tags.formatted, Tags.lastAttach, Tags.readBarrier, Tags.heartbeat];
 
 /** Keys Stowage deletes (DeleteTags); the IAM policy allows only these. */
 export const TAGS_DELETED: readonly TagKey[] = [Tags.snapshotCurrent, Tags.blank];

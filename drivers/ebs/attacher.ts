@@ -5,13 +5,18 @@ import { WaitTimeoutError } from '../../aws/volume-waiter.js';
 import { VolumeBusyError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { WorkMetrics } from '../../core/metrics.js';
-import type { EbsVolume } from '../../core/schema/ebs-volume.js';
+import type { EbsAttachment, EbsVolume } from '../../core/schema/ebs-volume.js';
 import type { Host } from '../../host/host.js';
 import type { DeviceNameAllocator } from './device-names.js';
 import { attachmentOn, type EbsCalls } from './ebs-calls.js';
 import type { MountProgress } from './mount-flight.js';
 import { deviceAppears } from './prepare-device.js';
 import type { VolumeCatalog } from './volume-catalog.js';
+
+export interface Attached {
+  device: string;
+  attachTime: string | undefined;
+}
 
 /** Attempts on fresh device names before an attach is given up. */
 const MAX_ATTACH_ATTEMPTS = 3;
@@ -37,8 +42,8 @@ export class Attacher {
 
   constructor(private readonly deps: AttacherDeps) {}
 
-  /** Returns the device name the volume is attached as. */
-  async attach(volume: EbsVolume, deadline: number, log: Logger, progress: MountProgress): Promise<string> {
+  /** Returns the device name the volume is attached as, and EC2's AttachTime of that attachment. */
+  async attach(volume: EbsVolume, deadline: number, log: Logger, progress: MountProgress): Promise<Attached> {
     const ended = this.deps.metrics?.attachStarted();
     try {
       return await this.attachOnFreeName(volume, deadline, log, progress);
@@ -47,34 +52,38 @@ export class Attacher {
     }
   }
 
-  private async attachOnFreeName(volume: EbsVolume, deadline: number, log: Logger, progress: MountProgress): Promise<string> {
+  private async attachOnFreeName(volume: EbsVolume, deadline: number, log: Logger, progress: MountProgress): Promise<Attached> {
     const { calls, names, me } = this.deps;
     for (let attempt = 1; ; attempt++) {
       const device = names.allocate(await this.blockDeviceNames(deadline, log));
       const context = { volumeId: volume.id, instance: me, device };
       progress.doing = `attaching ${volume.id} to ${me} as ${device}`;
       progress.context = { ...progress.context, ...context };
+      let attachTime: string | undefined;
       try {
-        await calls.aws('AttachVolume', { deadline, log }, context, () =>
+        const out = await calls.aws('AttachVolume', { deadline, log }, context, () =>
           calls.ec2.send(new AttachVolumeCommand({ VolumeId: volume.id, InstanceId: me, Device: device })),
         );
+        attachTime = out.AttachTime?.toISOString();
       } catch (err) {
         if (hasCode(err, Ec2Code.InvalidParameterValue) && attempt < MAX_ATTACH_ATTEMPTS) {
           log.warn({ ...context, err: err.message }, 'EC2 refused the device name; trying another');
           names.refused(device);
           continue;
         }
-        if (!hasCode(err, Ec2Code.VolumeInUse) || !(await this.attachedAs(volume, device, deadline, log))) {
+        const ours = hasCode(err, Ec2Code.VolumeInUse) ? await this.attachedAs(volume, device, deadline, log) : undefined;
+        if (!ours) {
           names.settle(device);
           if (hasCode(err, Ec2Code.VolumeInUse)) throw new VolumeBusyError(`volume ${volume.name} was attached to another instance meanwhile`, context);
           throw err;
         }
+        attachTime = ours.attachTime;
       }
       const stuckAt = Date.now() + this.deps.stuckAttachMs;
       try {
         await this.attached(volume, device, Math.min(deadline, stuckAt), log);
         names.settle(device);
-        return device;
+        return { device, attachTime };
       } catch (err) {
         if (!(err instanceof WaitTimeoutError) || Date.now() < stuckAt || attempt >= MAX_ATTACH_ATTEMPTS) {
           names.settle(device);
@@ -115,9 +124,10 @@ export class Attacher {
   }
 
   /** A retried AttachVolume whose first try went through (a 5xx after the fact) finds the volume ours already. */
-  private async attachedAs(volume: EbsVolume, device: string, deadline: number, log: Logger): Promise<boolean> {
+  private async attachedAs(volume: EbsVolume, device: string, deadline: number, log: Logger): Promise<EbsAttachment | undefined> {
     const now = await this.deps.catalog.lookup(volume.name, deadline, log);
-    return now?.id === volume.id && now.attachment?.instanceId === this.deps.me && now.attachment.device === device;
+    const ours = now?.id === volume.id && now.attachment?.instanceId === this.deps.me && now.attachment.device === device;
+    return ours ? now.attachment : undefined;
   }
 
   /**

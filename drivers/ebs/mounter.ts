@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import type { OperationContext } from '../../core/context.js';
 import { Tags } from '../../core/schema/tags.js';
-import { VolumeBusyError, VolumeNotFoundError } from '../../core/errors.js';
+import { CloudError, PendingError, VolumeBusyError, VolumeNotFoundError } from '../../core/errors.js';
+import { isNotFound } from '../../aws/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { EbsVolume } from '../../core/schema/ebs-volume.js';
 import type { Host } from '../../host/host.js';
@@ -59,11 +61,13 @@ export class Mounter {
         throw new VolumeBusyError(`volume ${name} was attached to instance ${other} while this node waited for it`, { volumeId: volume.id, instance: other, zone: volume.zone });
       }
       let device: string;
+      let attachTime: string | undefined;
       const mine = volume.attachment;
       if (mine && mine.state !== 'detaching') {
         // Attached here already (a restart, or a Mount that answered Pending): reuse the attachment.
         if (mine.state !== 'attached') await calls.waitUntil(volume, (v) => attachmentOn(v, me)?.State === 'attached', `attached to ${me}`, deadline, log, progress);
         device = mine.device ?? '';
+        attachTime = mine.attachTime;
         // A Mount that failed after attaching may have left the record of a snapshot that no longer holds the data.
         if (volume.snapshotCurrent || volume.blank) await snapshots.forget(volume.id, { deadline, log });
         log.info({ volumeId: volume.id, device }, 'volume already attached to this instance');
@@ -77,24 +81,41 @@ export class Mounter {
         const [attached] = await Promise.allSettled([this.deps.attacher.attach(volume, deadline, log, progress), forgotten]);
         await forgotten;
         if (attached.status === 'rejected') throw attached.reason;
-        device = attached.value;
+        ({ device, attachTime } = attached.value);
       }
       progress.doing = `preparing the device of ${volume.id} (${device})`;
       const found = await waitForDevice(this.deps.host, volume, device, Math.min(deadline, Date.now() + DEVICE_APPEAR_MS), this.deps.pollInitialMs);
-      const marked = volume;
-      await prepareAndMount(this.deps.host, volume, found, mountpoint, log, () => this.markFormatted(marked, deadline, log));
+      const attached = volume;
+      await prepareAndMount(this.deps.host, volume, found, mountpoint, log, (formatted) => this.markBeforeWrites(attached, attachTime, formatted, deadline, log));
       log.info({ volumeId: volume.id, device, mountpoint }, 'volume mounted');
       return mountpoint;
+    } catch (err) {
+      // A volume a Describe showed but EC2 no longer has: the read lagged (a move retired it, EC2
+      // is eventually consistent). Not "no such volume": the name lives on; the next Mount sees it.
+      if (err instanceof CloudError && isNotFound(err)) {
+        throw new PendingError(`volume ${name} changed while this Mount looked at it (${err.message}); mount again`, { ...progress.context, requestId: err.context.requestId });
+      }
+      throw err;
     } finally {
       catalog.invalidate();
     }
   }
 
-  private async markFormatted(volume: EbsVolume, deadline: number, log: Logger): Promise<void> {
+  /**
+   * One CreateTags, confirmed before the filesystem is mounted and so before any write of this
+   * attachment: the attachment whose writes the volume now holds (issue 15.2: a snapshot that does
+   * not cover it is never restored from), and the formatted mark after its first mkfs (invariant 9).
+   */
+  private async markBeforeWrites(volume: EbsVolume, attachTime: string | undefined, formatted: boolean, deadline: number, log: Logger): Promise<void> {
     const { calls } = this.deps;
-    await calls.aws('CreateTags', { deadline, log }, { volumeId: volume.id }, () =>
-      calls.ec2.send(new CreateTagsCommand({ Resources: [volume.id], Tags: [{ Key: Tags.formatted, Value: 'true' }] })),
-    );
+    // Where EC2 gives no AttachTime, a mark of our own tells this attachment from the others.
+    const mark = attachTime ?? randomUUID();
+    const tags = [
+      ...(volume.lastAttach !== mark ? [{ Key: Tags.lastAttach, Value: mark }] : []),
+      ...(formatted ? [{ Key: Tags.formatted, Value: 'true' }] : []),
+    ];
+    if (tags.length === 0) return;
+    await calls.aws('CreateTags', { deadline, log }, { volumeId: volume.id }, () => calls.ec2.send(new CreateTagsCommand({ Resources: [volume.id], Tags: tags })));
   }
 
   /** Invariant 5: snapshot → copy in this zone → retire the old volume (snapshot/zone-move.ts). */

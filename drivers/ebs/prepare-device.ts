@@ -49,8 +49,8 @@ function neverFormat(volume: EbsVolume): string | undefined {
 
 /**
  * Invariant 2: the device must be the volume (NVMe serial, where readable), only a blank device is
- * formatted, and one with a filesystem is checked, then mounted as it is. `markFormatted` records
- * the first mkfs on the volume before anything is written to it.
+ * formatted, and one with a filesystem is checked, then mounted as it is. `beforeMount` runs after
+ * any mkfs and before the mount, told whether this was the volume's first mkfs.
  */
 export async function prepareAndMount(
   nodeHost: Host,
@@ -58,7 +58,7 @@ export async function prepareAndMount(
   device: string,
   mountpoint: string,
   log: Logger,
-  markFormatted: () => Promise<void>,
+  beforeMount: (formatted: boolean) => Promise<void>,
 ): Promise<void> {
   const host = nodeHost.withLog(log);
   const context = { volumeId: volume.id, device };
@@ -73,6 +73,7 @@ export async function prepareAndMount(
   }
   const probe = await host.probe(device);
   let fs = volume.fs;
+  let formatted = false;
   if (!probe.hasSignature) {
     const why = neverFormat(volume);
     if (why) {
@@ -80,7 +81,7 @@ export async function prepareAndMount(
     }
     log.info({ ...context, fs }, 'blank device: formatting');
     await host.mkfs(device, fs);
-    await markFormatted();
+    formatted = true;
   } else if (isFilesystem(probe.fstype)) {
     if (probe.fstype !== fs) log.warn({ ...context, tagged: fs, found: probe.fstype }, 'filesystem differs from the volume tag; mounting what is there');
     fs = probe.fstype;
@@ -88,5 +89,6 @@ export async function prepareAndMount(
   } else {
     throw new DataSafetyError(`device ${device} of volume ${volume.id} holds ${probe.detail}, not an ext4 or xfs filesystem; refusing to format or mount it`, context);
   }
+  await beforeMount(formatted);
   await host.mount(device, mountpoint, fs, volume.mountopts);
 }

@@ -21,6 +21,8 @@ export interface VolumeCatalogOptions {
  * one tag-filtered, paginated DescribeVolumes (concurrent readers share the refill); anything that
  * decides (create, mount, remove) asks EC2 afresh for one name.
  */
+/** How long a volume this node created is looked for by id when a Describe by name misses it. */
+const MADE_MEMORY_MS = 60_000;
 /** EC2 accepts up to 200 values per filter. */
 const NAMES_PER_CALL = 150;
 
@@ -28,6 +30,8 @@ export class VolumeCatalog {
   private cache: { at: number; volumes: Map<string, EbsVolume> } | undefined;
   private refill: Promise<Map<string, EbsVolume>> | undefined;
   private batch: { names: Set<string>; volumes: Promise<EbsVolume[]> } | undefined;
+  /** Volumes this node created lately, by name: a Describe may not show them yet. */
+  private readonly made = new Map<string, { id: string; at: number }>();
 
   constructor(private readonly options: VolumeCatalogOptions) {}
 
@@ -52,9 +56,27 @@ export class VolumeCatalog {
     return this.refill;
   }
 
-  /** The volume carrying `name` now (with the copy a cross-zone move is making of it), from EC2 (not the cache). */
+  /**
+   * The volume carrying `name` now (with the copy a cross-zone move is making of it), from EC2 (not
+   * the cache). A volume this node just created is waited for when a lagging Describe does not show
+   * it yet, so a Mount right after Create never answers "no such volume" (EC2 is eventually consistent).
+   */
   async lookup(name: string, deadline: number, log: Logger): Promise<EbsVolume | undefined> {
-    return currentOf(await this.named(name, deadline, log));
+    const found = currentOf(await this.named(name, deadline, log));
+    const made = this.made.get(name);
+    if (found || !made || this.options.now() - made.at > MADE_MEMORY_MS) return found;
+    for (let wait = 50; Date.now() < deadline; wait = Math.min(wait * 2, 1000)) {
+      await delay(Math.min(wait, deadline - Date.now()));
+      const seen = currentOf(await this.describe([{ Name: 'volume-id', Values: [made.id] }], deadline, log));
+      if (seen) return seen;
+    }
+    return undefined;
+  }
+
+  /** A volume this node created, for lookups until Describe shows it; `undefined` forgets the name (Remove). */
+  madeHere(name: string, volumeId: string | undefined): void {
+    if (volumeId === undefined) this.made.delete(name);
+    else this.made.set(name, { id: volumeId, at: this.options.now() });
   }
 
   /**

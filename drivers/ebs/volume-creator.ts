@@ -1,17 +1,14 @@
 import { CreateVolumeCommand, DeleteVolumeCommand, type Volume, type VolumeType } from '@aws-sdk/client-ec2';
-import { Ec2Code, hasCode } from '../../aws/errors.js';
+import { isNotFound } from '../../aws/errors.js';
 import { WaitTimeoutError } from '../../aws/volume-waiter.js';
 import type { OperationContext } from '../../core/context.js';
 import { CloudError, PendingError, VolumeConflictError } from '../../core/errors.js';
-import { clientToken } from '../../core/schema/client-token.js';
-import { optionDifferences, optionsOf, volumeTagSpecification, volumeTags, type EbsVolume } from '../../core/schema/ebs-volume.js';
+import { createToken } from '../../core/schema/client-token.js';
+import { optionDifferences, optionsOf, pickCurrent, volumeTagSpecification, volumeTags, type EbsVolume } from '../../core/schema/ebs-volume.js';
 import { Tags } from '../../core/schema/tags.js';
 import { EBS_LIMITS, type VolumeOptions } from '../../core/volume-options.js';
 import type { EbsCalls } from './ebs-calls.js';
 import type { VolumeCatalog } from './volume-catalog.js';
-
-/** Client tokens tried in turn when EC2 answers an old token with the deleted volume it made. */
-const MAX_TOKEN_REUSE = 5;
 
 export interface CreatorDeps {
   calls: EbsCalls;
@@ -21,7 +18,7 @@ export interface CreatorDeps {
   zone: string;
 }
 
-/** Create: idempotent (look up by tag, then a ClientToken), and a repeated Create is judged on its options. */
+/** Create: idempotent (look up by tag, then a token per Create), and a repeated Create is judged on its options. */
 export class VolumeCreator {
   constructor(private readonly deps: CreatorDeps) {}
 
@@ -32,40 +29,49 @@ export class VolumeCreator {
     const limits = EBS_LIMITS[options.ebstype];
     // Blank until its first attach: a cross-zone move of it then needs no snapshot.
     const tags = [...volumeTags(cluster, name, 1, options), ...(options.snapshot === undefined ? [{ Key: Tags.blank, Value: 'true' }] : [])];
+    const token = createToken();
     try {
-      for (let reuse = 0; reuse < MAX_TOKEN_REUSE; reuse++) {
-        const created = await calls.aws('CreateVolume', ctx, { zone }, () =>
-          calls.ec2.send(
-            new CreateVolumeCommand({
-              AvailabilityZone: zone,
-              Size: options.size,
-              VolumeType: options.ebstype as VolumeType,
-              ...(limits.iops && options.iops !== undefined && { Iops: options.iops }),
-              ...(limits.throughput && options.throughput !== undefined && { Throughput: options.throughput }),
-              Encrypted: options.encrypted,
-              ...(options.kmskeyid !== undefined && { KmsKeyId: options.kmskeyid }),
-              ...(options.snapshot !== undefined && { SnapshotId: options.snapshot }),
-              TagSpecifications: volumeTagSpecification(tags),
-              ClientToken: clientToken(cluster, name, 1, reuse),
-            }),
-          ),
-        );
-        const volumeId = created.VolumeId!;
-        ctx.log.info({ volumeId, zone, reuse }, 'EBS volume created');
-        const ready = await this.waitCreated(name, volumeId, ctx);
-        if (ready) return;
-        ctx.log.info({ volumeId }, 'client token belonged to a deleted volume of this name; trying the next one');
-      }
-      throw new CloudError(`CreateVolume kept returning deleted volumes for ${name}`, 'IdempotentParameterMismatch', { zone });
-    } catch (err) {
-      // Another node won the race with other parameters (or in another zone): judge its volume.
-      if (!hasCode(err, Ec2Code.IdempotentParameterMismatch)) throw err;
-      const winner = await catalog.lookup(name, ctx.deadline, ctx.log);
-      if (!winner) throw err;
-      return this.confirmExisting(winner, options, ctx);
+      const created = await calls.aws('CreateVolume', ctx, { zone }, () =>
+        calls.ec2.send(
+          new CreateVolumeCommand({
+            AvailabilityZone: zone,
+            Size: options.size,
+            VolumeType: options.ebstype as VolumeType,
+            ...(limits.iops && options.iops !== undefined && { Iops: options.iops }),
+            ...(limits.throughput && options.throughput !== undefined && { Throughput: options.throughput }),
+            Encrypted: options.encrypted,
+            ...(options.kmskeyid !== undefined && { KmsKeyId: options.kmskeyid }),
+            ...(options.snapshot !== undefined && { SnapshotId: options.snapshot }),
+            TagSpecifications: volumeTagSpecification(tags),
+            ClientToken: token,
+          }),
+        ),
+      );
+      const volumeId = created.VolumeId!;
+      ctx.log.info({ volumeId, zone }, 'EBS volume created');
+      catalog.madeHere(name, volumeId);
+      await this.waitCreated(name, volumeId, ctx);
+      await this.settleRace(name, volumeId, options, ctx);
     } finally {
       catalog.invalidate();
     }
+  }
+
+  /**
+   * Two nodes that both missed the name (dockerd's Get before Create runs on every node preparing
+   * the task) each make a volume. Every Create looks again once its own is available: the oldest
+   * volume of the name wins, and a loser deletes its own, which nothing has attached yet.
+   */
+  private async settleRace(name: string, volumeId: string, options: VolumeOptions, ctx: OperationContext): Promise<void> {
+    const { calls, catalog } = this.deps;
+    const all = await catalog.named(name, ctx.deadline, ctx.log);
+    const winner = pickCurrent(all);
+    if (!winner || winner.id === volumeId || !all.some((v) => v.id === volumeId)) return;
+    ctx.log.warn({ volumeId, winner: winner.id, zone: winner.zone }, 'another node created this name at the same time; deleting our volume, the older one stays');
+    await calls.aws('DeleteVolume', ctx, { volumeId }, () => calls.ec2.send(new DeleteVolumeCommand({ VolumeId: volumeId }))).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
+    });
+    await this.confirmExisting(winner, options, ctx);
   }
 
   /** Same options: nothing to do (but wait for `available`). Other options: a conflict naming them. */
@@ -81,12 +87,15 @@ export class VolumeCreator {
     if (existing.state === 'creating') await this.waitCreated(existing.name, existing.id, ctx);
   }
 
-  /** true once `available`; false when the volume is gone (an old client token's deleted volume). */
-  private async waitCreated(name: string, volumeId: string, ctx: OperationContext): Promise<boolean> {
+  /**
+   * Until `available`. A volume EC2 does not show yet is still being created: a Describe may lag
+   * the CreateVolume that answered (EC2 is eventually consistent).
+   */
+  private async waitCreated(name: string, volumeId: string, ctx: OperationContext): Promise<void> {
     const { calls, zone } = this.deps;
     let volume: Volume | undefined;
     try {
-      volume = await calls.waiter.waitFor(volumeId, (v) => v?.State !== 'creating', {
+      volume = await calls.waiter.waitFor(volumeId, (v) => v !== undefined && v.State !== 'creating', {
         deadline: ctx.deadline,
         what: `${volumeId} to become available`,
         log: ctx.log,
@@ -97,11 +106,12 @@ export class VolumeCreator {
       }
       throw err;
     }
-    if (volume === undefined || volume.State === 'deleting' || volume.State === 'deleted') return false;
-    if (volume.State === 'error') {
+    if (volume?.State === 'error') {
       await calls.aws('DeleteVolume', ctx, { volumeId }, () => calls.ec2.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
       throw new CloudError(`EC2 failed to create volume ${name} (${volumeId} ended in state error; deleted it)`, 'VolumeCreationFailed', { volumeId, zone });
     }
-    return true;
+    if (volume?.State === 'deleting' || volume?.State === 'deleted') {
+      throw new CloudError(`volume ${name} (${volumeId}) was deleted while it was being created`, 'VolumeDeleted', { volumeId, zone });
+    }
   }
 }

@@ -42,6 +42,7 @@ export class VolumeRemover {
         if (!isNotFound(err)) throw err;
       }
       ctx.log.info(context, 'volume deleted');
+      catalog.madeHere(name, undefined);
       // The snapshots it took to move were means, not backups: they go with it (operator backups stay).
       for (const snapshot of await snapshots.movingAids(name, ctx)) await snapshots.delete(snapshot.id, ctx);
     } finally {

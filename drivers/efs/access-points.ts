@@ -12,7 +12,7 @@ import { CloudError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { VolumeOptions } from '../../core/volume-options.js';
 import { Tags } from '../../core/schema/tags.js';
-import { clientToken } from '../../core/schema/client-token.js';
+import { accessPointToken } from '../../core/schema/client-token.js';
 import { volumePath } from '../shared/volume-folders.js';
 import { allPages } from '../../aws/pages.js';
 
@@ -80,7 +80,7 @@ export class AccessPoints {
         () =>
           this.deps.efs.send(
             new CreateAccessPointCommand({
-              ClientToken: clientToken(cluster, name, 0),
+              ClientToken: accessPointToken(cluster, name),
               FileSystemId: fileSystemId,
               PosixUser: { Uid: options.uid, Gid: options.gid },
               RootDirectory: {

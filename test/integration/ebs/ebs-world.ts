@@ -54,9 +54,13 @@ export async function startEbsWorld(prefix: string, options: Partial<LocalcloudO
   const counter = new CallCounter();
   const nodes: EbsNode[] = [];
 
+  /** undefined while EC2 does not show the instance yet (eventual consistency). */
   async function instanceState(id: string): Promise<string | undefined> {
-    const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }));
-    return out.Reservations?.[0]?.Instances?.[0]?.State?.Name;
+    const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] })).catch((err: { name?: string }) => {
+      if (err.name === 'InvalidInstanceID.NotFound') return undefined;
+      throw err;
+    });
+    return out?.Reservations?.[0]?.Instances?.[0]?.State?.Name;
   }
 
   return {

@@ -151,17 +151,17 @@ describe('gc plan', () => {
   const volume = (id: string, generation: number, more: Partial<VolumeRecord> = {}): VolumeRecord => ({
     id, name: 'db1', zone: 'us-east-1a', state: 'available', size: 1, type: 'gp3', iops: undefined, throughput: undefined, encrypted: true,
     generation, fs: 'ext4', mountopts: [], kmskeyid: undefined, snapshot: undefined, createdAt: new Date(generation * 1000), attachment: undefined,
-    snapshotCurrent: undefined, blank: false, formatted: false, restoredFrom: undefined, movedFrom: undefined, region: 'us-east-1', tags: {}, ...more,
+    snapshotCurrent: undefined, blank: false, formatted: false, restoredFrom: undefined, lastAttach: undefined, readBarrier: undefined, movedFrom: undefined, region: 'us-east-1', tags: {}, ...more,
   });
-  const snap = (id: string, at: number, state = 'completed'): SnapshotRecord => ({
-    id, region: 'us-east-1', name: 'db1', volumeId: 'vol-1', state, progress: 100, startedAt: new Date(at), generation: 1, tags: {},
+  const snap = (id: string, at: number, state = 'completed', reason = 'unmount'): SnapshotRecord => ({
+    id, region: 'us-east-1', name: 'db1', volumeId: 'vol-1', state, progress: 100, startedAt: new Date(at), generation: 1, tags: { 'stowage:snapshot-reason': reason },
   });
   const inv = (volumes: VolumeRecord[], snapshots: SnapshotRecord[] = []): RegionInventory => ({ region: 'us-east-1', volumes, snapshots, accessPoints: [] });
 
   test('a lower generation beside the current volume is superseded; the current one and attached ones are not', () => {
     const plan = planRegion(inv([volume('vol-old', 1), volume('vol-new', 2)]), 1, new Set());
     expect(plan.map((a) => [a.kind, a.id])).toEqual([['delete-volume', 'vol-old']]);
-    const attached = volume('vol-old', 1, { state: 'in-use', attachment: { instanceId: 'i-1', state: 'attached', device: undefined } });
+    const attached = volume('vol-old', 1, { state: 'in-use', attachment: { instanceId: 'i-1', state: 'attached', device: undefined, attachTime: undefined } });
     expect(planRegion(inv([attached, volume('vol-new', 2)]), 1, new Set())).toEqual([]);
   });
 
@@ -180,8 +180,17 @@ describe('gc plan', () => {
     expect(plan.map((a) => a.id)).toEqual(['snap-b', 'snap-e']);
   });
 
+  test('issue 15.11: operator snapshots are backups — gc never deletes them, and they do not count against move retention', () => {
+    const plan = planRegion(
+      inv([volume('vol-1', 1)], [snap('snap-op2', 6, 'completed', 'operator'), snap('snap-m2', 5), snap('snap-op1', 4, 'completed', 'operator'), snap('snap-m1', 3, 'completed', 'move')]),
+      1,
+      new Set(),
+    );
+    expect(plan.map((a) => a.id)).toEqual(['snap-m1']);
+  });
+
   test('an attachment of a terminated instance is detached', () => {
-    const held = volume('vol-1', 1, { state: 'in-use', attachment: { instanceId: 'i-dead', state: 'attached', device: undefined } });
+    const held = volume('vol-1', 1, { state: 'in-use', attachment: { instanceId: 'i-dead', state: 'attached', device: undefined, attachTime: undefined } });
     expect(planRegion(inv([held]), 1, new Set(['i-dead']))).toEqual([
       expect.objectContaining({ kind: 'detach', id: 'vol-1', instance: 'i-dead', reason: 'instance i-dead is terminated' }),
     ]);

@@ -1,4 +1,4 @@
-import { AttachVolumeCommand, DescribeVolumesCommand } from '@aws-sdk/client-ec2';
+import { AttachVolumeCommand, CreateVolumeCommand, DescribeVolumesCommand } from '@aws-sdk/client-ec2';
 import type { CallCounter } from '../../../aws/call-counter.js';
 import type { EbsDriver } from '../../../drivers/ebs/ebs-driver.js';
 import { CloudError, DataSafetyError, HostError, PendingError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../../../core/errors.js';
@@ -42,16 +42,16 @@ afterEach(async () => {
 });
 
 describe('create', () => {
-  test('a new volume: look up by tag, CreateVolume in this zone with tags and a deterministic token, wait for available', async () => {
+  test('a new volume: look up by tag, CreateVolume in this zone with tags and a token of its own, wait for available, look for a racing twin', async () => {
     await driver.create('data', GP3, ctx('data'));
-    expect(ec2.sequence()).toEqual(['DescribeVolumes', 'CreateVolume', 'DescribeVolumes']);
+    expect(ec2.sequence()).toEqual(['DescribeVolumes', 'CreateVolume', 'DescribeVolumes', 'DescribeVolumes']);
     expect(ec2.input('DescribeVolumes', 0).Filters).toEqual(expect.arrayContaining([
       { Name: 'tag:stowage:cluster', Values: ['test'] },
       { Name: 'tag:stowage:volume', Values: ['data'] },
     ]));
     const input = ec2.input('CreateVolume');
     expect(input).toMatchObject({ AvailabilityZone: ZONE, Size: 10, VolumeType: 'gp3', Iops: 3000, Throughput: 125, Encrypted: true });
-    expect(input.ClientToken).toMatch(/^[0-9a-f]{64}$/);
+    expect(input.ClientToken).toMatch(/^[0-9a-f-]{36}$/);
     const tags = (input.TagSpecifications as { ResourceType: string; Tags: { Key: string; Value: string }[] }[])[0]!;
     expect(tags.ResourceType).toBe('volume');
     expect(tags.Tags).toEqual(expect.arrayContaining([
@@ -64,15 +64,21 @@ describe('create', () => {
     ]));
   });
 
-  test('the client token is the same on every node for a name, different across names', async () => {
+  test('issue 15.7: a Create keeps its token across retries; the next Create of the name (after a Remove) has another', async () => {
+    let failed = false;
+    ec2.mock.on(CreateVolumeCommand).callsFake((input) => {
+      if (!failed) {
+        failed = true;
+        throw ec2Error('InternalError', 500);
+      }
+      return ec2.handleCreateVolume(input);
+    });
     await driver.create('data', GP3, ctx('data'));
-    await driver.create('logs', GP3, ctx('logs'));
-    const first = ec2.input('CreateVolume', 0).ClientToken;
-    expect(first).not.toEqual(ec2.input('CreateVolume', 1).ClientToken);
-    ec2.mock.restore();
-    ec2 = new FakeEc2();
-    await makeDriver().create('data', GP3, ctx('data'));
-    expect(ec2.input('CreateVolume').ClientToken).toEqual(first);
+    expect(ec2.input('CreateVolume', 0).ClientToken).toEqual(ec2.input('CreateVolume', 1).ClientToken);
+    await driver.remove('data', ctx('data'));
+    await driver.create('data', { ...GP3, size: 20 }, ctx('data'));
+    expect(ec2.input('CreateVolume', 2).ClientToken).not.toEqual(ec2.input('CreateVolume', 0).ClientToken);
+    expect([...ec2.volumes.values()].map((v) => v.Size)).toEqual([20]);
   });
 
   test('snapshot= restores from it, and the option is recorded in a tag', async () => {
@@ -101,14 +107,21 @@ describe('create', () => {
     expect(ec2.sequence()).toEqual(['DescribeVolumes']);
   });
 
-  test('a token EC2 answers with a deleted volume moves on to the next token', async () => {
-    await driver.create('data', GP3, ctx('data'));
-    const id = [...ec2.volumes.keys()][0]!;
-    ec2.volumes.delete(id);
-    driver = makeDriver();
-    await driver.create('data', GP3, ctx('data'));
-    expect(ec2.volumes.size).toBe(1);
-    expect([...ec2.volumes.keys()][0]).not.toBe(id);
+  test('two nodes creating one name at once: the younger volume is deleted by its maker, one volume stays', async () => {
+    const other = makeDriver({ identity: { instanceId: OTHER, zone: 'us-east-1b', region: 'us-east-1' } });
+    // Both missed the name: neither CreateVolume answers before both were sent.
+    let arrived = 0;
+    let bothSent: () => void = () => undefined;
+    const barrier = new Promise<void>((resolve) => (bothSent = resolve));
+    ec2.mock.on(CreateVolumeCommand).callsFake(async (input) => {
+      if (++arrived === 2) bothSent();
+      await barrier;
+      return ec2.handleCreateVolume(input);
+    });
+    await Promise.all([driver.create('data', GP3, ctx('data')), other.create('data', GP3, ctx('data'))]);
+    expect(ec2.sequence().filter((op) => op === 'CreateVolume')).toHaveLength(2);
+    expect([...ec2.volumes.values()].filter((v) => v.Tags?.some((t) => t.Value === 'data'))).toHaveLength(1);
+    await other.stop();
   });
 });
 
@@ -210,6 +223,9 @@ describe('mount', () => {
     const id = ec2.addVolume('data', ZONE, {}, [{ Key: 'stowage:mountopts', Value: 'noatime' }]);
     ec2.volumes.get(id)!.Tags = ec2.volumes.get(id)!.Tags!.filter((t) => t.Key !== 'stowage:mountopts' || t.Value === 'noatime');
     ec2.attachNow(id, ME, '/dev/xvdbd');
+    // The mark of this attachment is on record already (written before its first mount).
+    const attachTime = ec2.volumes.get(id)!.Attachments![0]!.AttachTime!.toISOString();
+    ec2.volumes.get(id)!.Tags!.push({ Key: 'stowage:last-attach', Value: attachTime });
     host.filesystems.set(`/dev/nvme-${id}`, 'ext4');
     await driver.mount('data', ctx('data'));
     expect(ec2.sequence()).toEqual(['DescribeVolumes']);

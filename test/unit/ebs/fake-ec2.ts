@@ -40,12 +40,12 @@ export class FakeEc2 {
   /** Called when an attachment completes / goes away, so a fake host can show the device. */
   onAttached: (volumeId: string, instanceId: string, device: string) => void = () => {};
   onDetached: (volumeId: string, instanceId: string) => void = () => {};
-  private readonly tokens = new Map<string, string>();
+  private readonly tokens = new Map<string, { id: string; params: string }>();
   private nextId = 1;
 
   constructor() {
     this.mock.on(DescribeVolumesCommand).callsFake((input: { Filters?: Filter[] }) => this.describeVolumes(input.Filters ?? []));
-    this.mock.on(CreateVolumeCommand).callsFake((input) => this.createVolume(input));
+    this.mock.on(CreateVolumeCommand).callsFake((input) => this.handleCreateVolume(input));
     this.mock.on(AttachVolumeCommand).callsFake((input) => this.attachVolume(input));
     this.mock.on(DetachVolumeCommand).callsFake((input) => this.detachVolume(input));
     this.mock.on(DeleteVolumeCommand).callsFake((input) => this.deleteVolume(input));
@@ -114,7 +114,7 @@ export class FakeEc2 {
   attachNow(volumeId: string, instanceId: string, device: string, state = 'attached'): void {
     const v = this.volumes.get(volumeId)!;
     v.State = 'in-use';
-    v.Attachments = [{ VolumeId: volumeId, InstanceId: instanceId, Device: device, State: state as 'attached' }];
+    v.Attachments = [{ VolumeId: volumeId, InstanceId: instanceId, Device: device, State: state as 'attached', AttachTime: new Date() }];
     if (state === 'attached') this.onAttached(volumeId, instanceId, device);
   }
 
@@ -145,11 +145,15 @@ export class FakeEc2 {
     return { Volumes: structuredClone([...this.volumes.values()].filter(matches)) };
   }
 
-  private createVolume(input: { ClientToken?: string; SnapshotId?: string; AvailabilityZone?: string; Size?: number; VolumeType?: string; Iops?: number; Throughput?: number; Encrypted?: boolean; TagSpecifications?: { Tags?: Tag[] }[] }) {
+  /**
+   * As EC2: a token is remembered with its parameters after its volume is gone; the same token with
+   * the same parameters answers that volume (deleted or not), with others IdempotentParameterMismatch.
+   */
+  handleCreateVolume(input: { ClientToken?: string; SnapshotId?: string; AvailabilityZone?: string; Size?: number; VolumeType?: string; Iops?: number; Throughput?: number; Encrypted?: boolean; TagSpecifications?: { Tags?: Tag[] }[] }) {
+    const params = JSON.stringify([input.AvailabilityZone, input.Size, input.VolumeType, input.Iops, input.Throughput, input.Encrypted, input.SnapshotId]);
     const known = input.ClientToken ? this.tokens.get(input.ClientToken) : undefined;
-    const earlier = known ? this.volumes.get(known) : undefined;
-    if (earlier && earlier.AvailabilityZone !== input.AvailabilityZone) throw ec2Error('IdempotentParameterMismatch');
-    if (known) return structuredClone(earlier ?? { VolumeId: known, State: 'deleted' });
+    if (known && known.params !== params) throw ec2Error('IdempotentParameterMismatch');
+    if (known) return structuredClone(this.volumes.get(known.id) ?? { VolumeId: known.id, State: 'deleted' });
     const id = `vol-${String(this.nextId++).padStart(17, '0')}`;
     const volume: Volume = {
       VolumeId: id,
@@ -161,12 +165,12 @@ export class FakeEc2 {
       Throughput: input.Throughput,
       Encrypted: input.Encrypted,
       ...(input.SnapshotId && { SnapshotId: input.SnapshotId }),
-      CreateTime: new Date('2024-05-02T10:00:00Z'),
+      CreateTime: new Date(Date.parse('2024-05-02T10:00:00Z') + this.nextId * 1000),
       Attachments: [],
       Tags: input.TagSpecifications?.[0]?.Tags ?? [],
     };
     this.volumes.set(id, volume);
-    if (input.ClientToken) this.tokens.set(input.ClientToken, id);
+    if (input.ClientToken) this.tokens.set(input.ClientToken, { id, params });
     return structuredClone(volume);
   }
 
@@ -179,8 +183,9 @@ export class FakeEc2 {
     if ((v.Attachments ?? []).length > 0) throw ec2Error('VolumeInUse');
     if (this.refusedDevices.has(input.Device)) throw ec2Error('InvalidParameterValue', 400, `Value (${input.Device}) for parameter device is invalid. ${input.Device} is already in use.`);
     v.State = 'in-use';
-    v.Attachments = [{ VolumeId: v.VolumeId, InstanceId: input.InstanceId, Device: input.Device, State: 'attaching' }];
-    return { VolumeId: v.VolumeId, InstanceId: input.InstanceId, Device: input.Device, State: 'attaching' };
+    const AttachTime = new Date();
+    v.Attachments = [{ VolumeId: v.VolumeId, InstanceId: input.InstanceId, Device: input.Device, State: 'attaching', AttachTime }];
+    return { VolumeId: v.VolumeId, InstanceId: input.InstanceId, Device: input.Device, State: 'attaching', AttachTime };
   }
 
   private detachVolume(input: { VolumeId: string; InstanceId?: string }) {

@@ -1,5 +1,5 @@
 import type { CallCounter } from '../../../aws/call-counter.js';
-import { clientToken } from '../../../core/schema/client-token.js';
+import { copyToken } from '../../../core/schema/client-token.js';
 import { loadConfig } from '../../../plugin/config.js';
 import { ConfigError, PendingError, VolumeBusyError } from '../../../core/errors.js';
 import type { Logger } from '../../../core/log.js';
@@ -43,7 +43,7 @@ describe('cross-zone Mount', () => {
     const snapshotId = [...ec2.snapshots.keys()][0]!;
     expect(ec2.input('CreateVolume')).toMatchObject({
       AvailabilityZone: HERE, SnapshotId: snapshotId, Size: 10, VolumeType: 'gp3', Iops: 3000, Throughput: 125, Encrypted: true,
-      ClientToken: clientToken('test', 'db1', 2),
+      ClientToken: copyToken('test', 'db1', 2, source, snapshotId),
     });
     expect(ec2.input('DeleteVolume')).toEqual({ VolumeId: source });
     const [copy] = named('db1');
