@@ -6,6 +6,8 @@ import { MOUNT_OPTS_ALLOWED, type Filesystem } from './volume-options.js';
  * from a tag (tags are input too: DESIGN.md "Tags"). Each throws InvalidOptionError naming the key,
  * the value and what is allowed.
  */
+/** Docker's own rule for volume names is looser; this one is safe as a path component and a tag value. */
+export const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 const WHOLE_NUMBER = /^(0|[1-9][0-9]{0,9})$/;
 const SNAPSHOT_ID = /^snap-[0-9a-f]{8,17}$/;
 const KMS_KEY = /^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)\/[A-Za-z0-9/_-]{1,256}|alias\/[A-Za-z0-9/_-]{1,256}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|mrk-[0-9a-f]{32})$/;
@@ -57,6 +59,25 @@ export function mountOptions(key: string, value: string, fs: Filesystem): string
     if (!opts.includes(opt)) opts.push(opt);
   }
   return opts;
+}
+
+const INTERVAL = /^([1-9][0-9]{0,5})(s|m|h|d)$/;
+const INTERVAL_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const REGION = /^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[0-9]{1,2}$/;
+
+/** A backup interval (`30m`, `6h`, `1d`; seconds for tests) in ms, at least `minMs`. */
+export function interval(key: string, value: string, minMs: number): number {
+  const m = INTERVAL.exec(value);
+  if (!m) throw new InvalidOptionError(key, value, 'an interval such as 30m, 6h or 1d');
+  const ms = Number(m[1]) * INTERVAL_MS[m[2] as keyof typeof INTERVAL_MS];
+  if (ms < minMs) throw new InvalidOptionError(key, value, `at least ${minMs / 1000}s (STOWAGE_BACKUP_MIN_INTERVAL)`);
+  return ms;
+}
+
+/** An AWS region name such as us-west-2. */
+export function region(key: string, value: string): string {
+  if (!REGION.test(value)) throw new InvalidOptionError(key, value, 'an AWS region such as us-west-2');
+  return value;
 }
 
 /** `host:/export`, with an absolute path that climbs nowhere. */

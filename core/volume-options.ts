@@ -15,11 +15,20 @@ export type Filesystem = (typeof FILESYSTEMS)[number];
 export const PERF_MODES = ['generalpurpose', 'maxio'] as const;
 export type PerfMode = (typeof PERF_MODES)[number];
 
-/** Mount options that tune speed without trading away durability (no `nobarrier`, no `data=writeback`). */
+/**
+ * Mount options that tune speed without trading away durability (no `nobarrier`, no
+ * `data=writeback`). Volumes are mounted nosuid,nodev unless `suid` or `dev` is asked for.
+ */
 export const MOUNT_OPTS_ALLOWED: Record<Filesystem, readonly string[]> = {
-  ext4: ['noatime', 'nodiratime', 'relatime', 'lazytime', 'discard', 'nodiscard', 'data=ordered', 'data=journal'],
-  xfs: ['noatime', 'nodiratime', 'relatime', 'lazytime', 'discard', 'nodiscard'],
+  ext4: ['noatime', 'nodiratime', 'relatime', 'lazytime', 'discard', 'nodiscard', 'data=ordered', 'data=journal', 'suid', 'dev'],
+  xfs: ['noatime', 'nodiratime', 'relatime', 'lazytime', 'discard', 'nodiscard', 'suid', 'dev'],
 };
+
+/** Backups kept when `backupretain` is not given. */
+export const DEFAULT_BACKUP_RETAIN = 7;
+
+/** EBS's provisioned rate for volume initialization (MiB/s), for volumes created from snapshots. */
+export const INIT_RATE = { min: 100, max: 300 } as const;
 
 /** Published EBS limits per volume type (GiB, IOPS, MiB/s). */
 export interface EbsTypeLimits {
@@ -62,17 +71,28 @@ export interface VolumeOptions {
   gid: number;
   mode: string;
   share?: string;
+  /** Relocatable: interval of scheduled backups, canonical (`30m`, `6h`, `1d`, `90s`); absent: none. */
+  backup?: string;
+  /** Relocatable: backups kept (7 unless given). */
+  backupretain?: number;
+  /** Relocatable: region every completed backup is copied to, for disaster recovery. */
+  drregion?: string;
+  /** Relocatable: EBS volume initialization rate (MiB/s) sent with every CreateVolume from a snapshot. */
+  initrate?: number;
 }
 
 export type OptionKey = keyof VolumeOptions;
 export const OPTION_KEYS: readonly OptionKey[] = [
   'backing', 'size', 'ebstype', 'iops', 'throughput', 'encrypted', 'kmskeyid', 'snapshot', 'fs',
-  'mountopts', 'perfmode', 'uid', 'gid', 'mode', 'share',
+  'mountopts', 'perfmode', 'uid', 'gid', 'mode', 'share', 'backup', 'backupretain', 'drregion', 'initrate',
 ];
 
 /** Which backings accept which keys; anything else given for a backing is refused, not ignored. */
 export const KEYS_BY_BACKING: Record<Backing, readonly OptionKey[]> = {
-  relocatable: ['backing', 'size', 'ebstype', 'iops', 'throughput', 'encrypted', 'kmskeyid', 'snapshot', 'fs', 'mountopts'],
+  relocatable: [
+    'backing', 'size', 'ebstype', 'iops', 'throughput', 'encrypted', 'kmskeyid', 'snapshot', 'fs', 'mountopts',
+    'uid', 'gid', 'mode', 'backup', 'backupretain', 'drregion', 'initrate',
+  ],
   shared: ['backing', 'perfmode', 'uid', 'gid', 'mode'],
   nfs: ['backing', 'share', 'uid', 'gid', 'mode'],
 };

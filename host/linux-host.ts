@@ -177,6 +177,9 @@ export function createLinuxHost(options: LinuxHostOptions): Host {
       requireAbsolute(device, 'device');
       requireAbsolute(target, 'mount point');
       const opts = checkOptions(mountOptions);
+      // Invariant 11: no set-uid programs or device nodes from a volume unless its options ask.
+      if (!opts.includes('suid')) opts.push('nosuid');
+      if (!opts.includes('dev')) opts.push('nodev');
       // Volumes restored from one snapshot share a UUID, which xfs otherwise refuses to mount twice.
       if (fs === 'xfs' && !opts.includes('nouuid')) opts.push('nouuid');
       await mkdir(target, { recursive: true, mode: 0o755 });

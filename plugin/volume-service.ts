@@ -1,6 +1,7 @@
 import type { Driver, VolumeInfo } from '../drivers/driver.js';
 import type { OperationContext } from '../core/context.js';
 import { BackingUnavailableError, DataSafetyError, type ErrorContext, InvalidNameError, PendingError, InvalidRequestError, UnsupportedError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../core/errors.js';
+import { VOLUME_NAME } from '../core/option-rules.js';
 import { KeyedLock } from './keyed-lock.js';
 import type { Logger } from '../core/log.js';
 import { conflictingKeys } from './options/conflict.js';
@@ -9,7 +10,6 @@ import type { CostLimits } from './options/relocatable.js';
 import { type Backing } from '../core/volume-options.js';
 import type { RefcountStore } from './refcounts.js';
 
-const VOLUME_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$/;
 /** dockerd sends 64 hex characters; anything that could reach a path or a log line unescaped is refused. */
 const MOUNT_ID = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,255}$/;
 

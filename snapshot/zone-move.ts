@@ -6,7 +6,7 @@ import { Ec2Code, hasCode, isNotFound } from '../aws/errors.js';
 import { WaitTimeoutError, type VolumeWaiter } from '../aws/volume-waiter.js';
 import { Tags } from '../core/schema/tags.js';
 import { copyToken } from '../core/schema/client-token.js';
-import { currentOf, neverWritten, toEbsVolume, volumeTagSpecification, volumeTags, type EbsVolume } from '../core/schema/ebs-volume.js';
+import { currentOf, neverWritten, taggedOptionsOf, toEbsVolume, volumeTagSpecification, volumeTags, type EbsVolume } from '../core/schema/ebs-volume.js';
 import { CloudError, PendingError, VolumeBusyError, VolumeNotFoundError, type ErrorContext } from '../core/errors.js';
 import { EBS_LIMITS, EBS_TYPES, type EbsType } from '../core/volume-options.js';
 import type { SnapshotStore } from './snapshot-store.js';
@@ -171,7 +171,7 @@ export class ZoneMover {
     const generation = source.generation + 1;
     // The copy holds the data of the source's latest attachment: it carries that mark on.
     const lineage = source.lastAttach !== undefined ? [{ Key: Tags.lastAttach, Value: source.lastAttach }] : [];
-    const tags = [...volumeTags(this.deps.cluster, source.name, generation, source), { Key: Tags.movedFrom, Value: source.id }, ...lineage, ...extra];
+    const tags = [...volumeTags(this.deps.cluster, source.name, generation, taggedOptionsOf(source)), { Key: Tags.movedFrom, Value: source.id }, ...lineage, ...extra];
     const context: ErrorContext = { volumeId: source.id, zone, generation, ...(snapshotId && { snapshotId }) };
     let copyId: string | undefined;
     // A copy given up earlier (its token answers the deleted volume) salts the next token: every

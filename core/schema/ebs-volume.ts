@@ -1,5 +1,6 @@
 import type { Tag, TagSpecification, Volume } from '@aws-sdk/client-ec2';
-import { EBS_LIMITS, EBS_TYPES, FILESYSTEMS, type EbsType, type Filesystem, type VolumeOptions } from '../volume-options.js';
+import { DEFAULT_BACKUP_RETAIN, EBS_LIMITS, EBS_TYPES, type EbsType, type Filesystem, type VolumeOptions } from '../volume-options.js';
+import { readTaggedValues } from './tag-values.js';
 import { Tags, nameTag } from './tags.js';
 
 /** The attachment that matters: EBS volumes of our kind have at most one. */
@@ -40,6 +41,16 @@ export interface EbsVolume {
   /** The mover's last read barrier (Tags.readBarrier). */
   readBarrier: string | undefined;
   movedFrom: string | undefined;
+  /** Scheduled backups' interval (`6h`), how many are kept, and the region they are copied to. */
+  backup: string | undefined;
+  backupRetain: number;
+  drRegion: string | undefined;
+  /** MiB/s sent with every CreateVolume of it from a snapshot (moves, restores). */
+  initRate: number | undefined;
+  /** Owner and mode of the filesystem's root, set at its first mkfs. */
+  rootOwner: { uid: number; gid: number; mode: string };
+  /** Tags whose values break the option rules; such a volume is shown but never mounted. */
+  tagProblems: string[];
   /** Set by currentOf: the unfinished copy of this volume that a cross-zone move is making. */
   movingTo?: EbsVolume;
 }
@@ -53,7 +64,7 @@ export function toEbsVolume(volume: Volume, cluster: string): EbsVolume | undefi
   const tags = tagMap(volume.Tags);
   const name = tags.get(Tags.volume);
   if (tags.get(Tags.cluster) !== cluster || !name || tags.get(Tags.backing) !== 'relocatable' || !volume.VolumeId) return undefined;
-  const fs = tags.get(Tags.fs);
+  const values = readTaggedValues(name, tags);
   // A detached or detaching-done attachment is history; the live one decides who holds the volume.
   const live = (volume.Attachments ?? []).find((a) => a.State !== 'detached' && a.InstanceId);
   return {
@@ -66,20 +77,26 @@ export function toEbsVolume(volume: Volume, cluster: string): EbsVolume | undefi
     iops: volume.Iops,
     throughput: volume.Throughput,
     encrypted: volume.Encrypted ?? false,
-    generation: Number(tags.get(Tags.generation) ?? '1') || 1,
-    fs: (FILESYSTEMS as readonly string[]).includes(fs ?? '') ? (fs as Filesystem) : 'ext4',
-    mountopts: (tags.get(Tags.mountopts) ?? '').split(',').filter((o) => o !== ''),
-    kmskeyid: tags.get(Tags.kmskeyid) || undefined,
-    snapshot: tags.get(Tags.snapshot) || undefined,
+    generation: values.generation,
+    fs: values.fs,
+    mountopts: values.mountopts,
+    kmskeyid: values.kmskeyid,
+    snapshot: values.snapshot,
     createdAt: volume.CreateTime,
     attachment: live ? { instanceId: live.InstanceId!, state: live.State ?? 'unknown', device: live.Device, attachTime: live.AttachTime?.toISOString() } : undefined,
-    snapshotCurrent: tags.get(Tags.snapshotCurrent) || undefined,
+    snapshotCurrent: values.snapshotCurrent,
     blank: tags.get(Tags.blank) === 'true',
     formatted: tags.get(Tags.formatted) === 'true',
     restoredFrom: volume.SnapshotId || undefined,
     lastAttach: tags.get(Tags.lastAttach) || undefined,
     readBarrier: tags.get(Tags.readBarrier) || undefined,
-    movedFrom: tags.get(Tags.movedFrom) || undefined,
+    movedFrom: values.movedFrom,
+    backup: values.backup,
+    backupRetain: values.backupRetain,
+    drRegion: values.drRegion,
+    initRate: values.initRate,
+    rootOwner: values.rootOwner,
+    tagProblems: values.problems,
   };
 }
 
@@ -140,21 +157,43 @@ export function optionsOf(volume: EbsVolume): Partial<VolumeOptions> {
     ...(volume.snapshot !== undefined && { snapshot: volume.snapshot }),
     fs: volume.fs,
     mountopts: volume.mountopts,
+    uid: volume.rootOwner.uid,
+    gid: volume.rootOwner.gid,
+    mode: volume.rootOwner.mode,
+    ...(volume.backup !== undefined && { backup: volume.backup }),
+    backupretain: volume.backupRetain,
+    ...(volume.drRegion !== undefined && { drregion: volume.drRegion }),
+    ...(volume.initRate !== undefined && { initrate: volume.initRate }),
   };
 }
 
-const COMPARED_KEYS = ['size', 'ebstype', 'iops', 'throughput', 'encrypted', 'kmskeyid', 'snapshot', 'fs', 'mountopts'] as const;
+const COMPARED_KEYS = [
+  'size', 'ebstype', 'iops', 'throughput', 'encrypted', 'kmskeyid', 'snapshot', 'fs', 'mountopts', 'uid', 'gid', 'mode', 'backup', 'backupretain', 'drregion', 'initrate',
+] as const;
 
 /** `key=existing (asked requested)` for every option on which a Create disagrees with the volume. */
 export function optionDifferences(requested: VolumeOptions, existing: Partial<VolumeOptions>): string[] {
   const show = (v: unknown): string => (v === undefined ? '(none)' : Array.isArray(v) ? v.join(',') || '(none)' : String(v));
+  requested = { ...requested, backupretain: requested.backupretain ?? DEFAULT_BACKUP_RETAIN };
   return COMPARED_KEYS.filter((key) => JSON.stringify(requested[key]) !== JSON.stringify(existing[key])).map(
     (key) => `${key}=${show(existing[key])} (asked ${show(requested[key])})`,
   );
 }
 
 /** What a volume's tags record of its options (a Create's options, or the volume a move copies). */
-export type TaggedOptions = Pick<VolumeOptions, 'fs' | 'mountopts'> & { kmskeyid?: string | undefined; snapshot?: string | undefined };
+export interface TaggedOptions {
+  fs: Filesystem;
+  mountopts: string[];
+  kmskeyid?: string | undefined;
+  snapshot?: string | undefined;
+  backup?: string | undefined;
+  backupretain?: number | undefined;
+  drregion?: string | undefined;
+  initrate?: number | undefined;
+  uid?: number | undefined;
+  gid?: number | undefined;
+  mode?: string | undefined;
+}
 
 export function volumeTags(cluster: string, name: string, generation: number, options: TaggedOptions): Tag[] {
   return [
@@ -166,8 +205,28 @@ export function volumeTags(cluster: string, name: string, generation: number, op
     { Key: Tags.mountopts, Value: options.mountopts.join(',') },
     ...(options.kmskeyid !== undefined ? [{ Key: Tags.kmskeyid, Value: options.kmskeyid }] : []),
     ...(options.snapshot !== undefined ? [{ Key: Tags.snapshot, Value: options.snapshot }] : []),
+    ...(options.backup !== undefined ? [{ Key: Tags.backup, Value: options.backup }] : []),
+    ...(options.backupretain !== undefined ? [{ Key: Tags.backupRetain, Value: String(options.backupretain) }] : []),
+    ...(options.drregion !== undefined ? [{ Key: Tags.drRegion, Value: options.drregion }] : []),
+    ...(options.initrate !== undefined ? [{ Key: Tags.initRate, Value: String(options.initrate) }] : []),
+    ...(options.uid !== undefined ? [{ Key: Tags.rootOwner, Value: `${options.uid}:${options.gid ?? 0}:${options.mode ?? '0755'}` }] : []),
     nameTag(cluster, name),
   ];
+}
+
+/** The tagged options of an existing volume, for the copy a move makes of it. */
+export function taggedOptionsOf(volume: EbsVolume): TaggedOptions {
+  return {
+    fs: volume.fs,
+    mountopts: volume.mountopts,
+    kmskeyid: volume.kmskeyid,
+    snapshot: volume.snapshot,
+    backup: volume.backup,
+    backupretain: volume.backupRetain,
+    drregion: volume.drRegion,
+    initrate: volume.initRate,
+    ...volume.rootOwner,
+  };
 }
 
 export function volumeTagSpecification(tags: Tag[]): TagSpecification[] {

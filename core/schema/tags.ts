@@ -52,6 +52,12 @@ export const Tags = {
    * (EC2 is eventually consistent). Written after create by the mover; read only by it.
    */
   readBarrier: 'stowage:read-barrier',
+  /** Scheduled backups: interval (`6h`), backups kept, DR region, initialization rate, root owner `uid:gid:mode`. Written at create; a move's copy carries them on. */
+  backup: 'stowage:backup',
+  backupRetain: 'stowage:backup-retain',
+  drRegion: 'stowage:dr-region',
+  initRate: 'stowage:initrate',
+  rootOwner: 'stowage:root-owner',
   /** A copy made by a cross-zone move: its source. Written at create by the mover; read by pickCurrent and gc. */
   movedFrom: 'stowage:moved-from',
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import type { OperationContext } from '../../core/context.js';
 import { Tags } from '../../core/schema/tags.js';
-import { CloudError, PendingError, VolumeBusyError, VolumeNotFoundError } from '../../core/errors.js';
+import { CloudError, DataSafetyError, PendingError, VolumeBusyError, VolumeNotFoundError } from '../../core/errors.js';
 import { isNotFound } from '../../aws/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { EbsVolume } from '../../core/schema/ebs-volume.js';
@@ -49,6 +49,11 @@ export class Mounter {
       let volume = await catalog.lookup(name, deadline, log);
       if (!volume) throw new VolumeNotFoundError(name);
       progress.context = { volumeId: volume.id, zone: volume.zone };
+      // Invariant 11: tags are input; a value the option rules refuse (say, a mount option off the
+      // allow-list planted by whoever may tag volumes) keeps the volume from being mounted at all.
+      if (volume.tagProblems.length > 0) {
+        throw new DataSafetyError(`volume ${name} carries tags that break the option rules, so it is not mounted: ${volume.tagProblems.join('; ')}`, progress.context);
+      }
       if (volume.state === 'creating') volume = await calls.waitUntil(volume, (v) => v?.State !== 'creating', 'to become available', deadline, log, progress);
       if (volume.attachment && volume.attachment.instanceId !== me) {
         volume = await this.deps.holder.takeOver(volume, ctx.deadline, deadline, log, progress);

@@ -38,6 +38,7 @@ export class VolumeViews {
       fs: volume.fs,
       encrypted: volume.encrypted,
     };
+    if (volume.tagProblems.length > 0) status.tagProblems = volume.tagProblems.join('; ');
     if (volume.iops !== undefined) status.iops = volume.iops;
     if (volume.throughput !== undefined) status.throughput = volume.throughput;
     if (volume.attachment) {

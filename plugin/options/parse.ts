@@ -2,7 +2,7 @@ import { InvalidOptionError } from '../../core/errors.js';
 import { oneOf } from '../../core/option-rules.js';
 import { BACKINGS, KEYS_BY_BACKING, OPTION_KEYS, type Backing, type OptionKey, type VolumeOptions } from '../../core/volume-options.js';
 import { parseNfs } from './nfs.js';
-import { parseRelocatable, type CostLimits } from './relocatable.js';
+import { parseRelocatable, type CostLimits, type LifecycleDefaults } from './relocatable.js';
 import { parseShared } from './shared.js';
 
 export interface ParsedOptions {
@@ -23,7 +23,7 @@ const DEFAULTS: VolumeOptions = {
  * allowed. Nothing may be created before this returns. `cost` bounds relocatable volumes below EBS's
  * own limits (the plugin passes STOWAGE_MAX_SIZE_GIB and STOWAGE_MAX_IOPS).
  */
-export function parseOptions(raw: unknown, defaultBacking: Backing, cost?: CostLimits): ParsedOptions {
+export function parseOptions(raw: unknown, defaultBacking: Backing, cost?: CostLimits, lifecycle?: LifecycleDefaults): ParsedOptions {
   if (raw === undefined || raw === null) raw = {};
   if (typeof raw !== 'object' || Array.isArray(raw)) {
     throw new InvalidOptionError('Opts', describeValue(raw), 'an object of string keys and string values');
@@ -46,7 +46,7 @@ export function parseOptions(raw: unknown, defaultBacking: Backing, cost?: CostL
       throw new InvalidOptionError(key, values.get(key)!, `does not apply to backing=${backing} (its options: ${allowedKeys.join(', ')})`);
     }
   }
-  const own = backing === 'relocatable' ? parseRelocatable(values, cost) : backing === 'shared' ? parseShared(values) : parseNfs(values);
+  const own = backing === 'relocatable' ? parseRelocatable(values, cost, lifecycle) : backing === 'shared' ? parseShared(values) : parseNfs(values);
   return { options: { ...DEFAULTS, ...own, backing }, given };
 }
 

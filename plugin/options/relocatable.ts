@@ -1,9 +1,22 @@
 import { InvalidOptionError } from '../../core/errors.js';
-import { bool, kmsKeyId, mountOptions, oneOf, snapshotId, wholeNumber } from '../../core/option-rules.js';
-import { EBS_LIMITS, EBS_TYPES, FILESYSTEMS, type VolumeOptions } from '../../core/volume-options.js';
+import { bool, interval, kmsKeyId, mountOptions, oneOf, region, snapshotId, wholeNumber } from '../../core/option-rules.js';
+import { DEFAULT_BACKUP_RETAIN, EBS_LIMITS, EBS_TYPES, FILESYSTEMS, INIT_RATE, type VolumeOptions } from '../../core/volume-options.js';
+import { parseOwnership } from './ownership.js';
 import type { GivenValues } from './given-values.js';
 
-export type RelocatableOptions = Pick<VolumeOptions, 'size' | 'ebstype' | 'iops' | 'throughput' | 'encrypted' | 'kmskeyid' | 'snapshot' | 'fs' | 'mountopts'>;
+export type RelocatableOptions = Pick<
+  VolumeOptions,
+  'size' | 'ebstype' | 'iops' | 'throughput' | 'encrypted' | 'kmskeyid' | 'snapshot' | 'fs' | 'mountopts' | 'uid' | 'gid' | 'mode' | 'backup' | 'backupretain' | 'drregion' | 'initrate'
+>;
+
+/** The plugin's defaults and floors for the lifecycle options (STOWAGE_BACKUP_DEFAULT, STOWAGE_BACKUP_MIN_INTERVAL, STOWAGE_DR_REGION). */
+export interface LifecycleDefaults {
+  backup?: string;
+  backupMinIntervalMs: number;
+  drregion?: string;
+}
+
+const NO_LIFECYCLE_DEFAULTS: LifecycleDefaults = { backupMinIntervalMs: 60_000 };
 
 /**
  * The operator's cost bounds (STOWAGE_MAX_SIZE_GIB, STOWAGE_MAX_IOPS), tighter than EBS's own: any
@@ -18,7 +31,7 @@ export interface CostLimits {
 const EBS_ONLY: CostLimits = { maxSizeGiB: Infinity, maxIops: Infinity };
 
 /** `backing=relocatable`: size, type, IOPS and throughput within the type's published limits and the operator's. */
-export function parseRelocatable(values: GivenValues, cost: CostLimits = EBS_ONLY): RelocatableOptions {
+export function parseRelocatable(values: GivenValues, cost: CostLimits = EBS_ONLY, lifecycle: LifecycleDefaults = NO_LIFECYCLE_DEFAULTS): RelocatableOptions {
   const ebstype = values.has('ebstype') ? oneOf('ebstype', values.get('ebstype')!, EBS_TYPES) : 'gp3';
   const limits = EBS_LIMITS[ebstype];
   const maxSize = Math.min(limits.maxSize, cost.maxSizeGiB);
@@ -62,8 +75,18 @@ export function parseRelocatable(values: GivenValues, cost: CostLimits = EBS_ONL
   const snapshot = values.has('snapshot') ? snapshotId('snapshot', values.get('snapshot')!) : undefined;
   const fs = values.has('fs') ? oneOf('fs', values.get('fs')!, FILESYSTEMS) : 'ext4';
   const mountopts = mountOptions('mountopts', values.get('mountopts') ?? '', fs);
+  const backupText = values.get('backup') ?? lifecycle.backup;
+  const backup = backupText === undefined || backupText === 'off' ? undefined : backupText;
+  if (backup !== undefined) interval('backup', backup, lifecycle.backupMinIntervalMs);
+  const backupretain = values.has('backupretain') ? wholeNumber('backupretain', values.get('backupretain')!, 1, 1000, 'backups kept') : DEFAULT_BACKUP_RETAIN;
+  const drText = values.get('drregion') ?? lifecycle.drregion;
+  const drregion = drText === undefined || drText === '' ? undefined : region('drregion', drText);
+  const initrate = values.has('initrate') ? wholeNumber('initrate', values.get('initrate')!, INIT_RATE.min, INIT_RATE.max, 'MiB/s (EBS volume initialization rate)') : undefined;
   return {
-    size, ebstype, encrypted, fs, mountopts,
+    size, ebstype, encrypted, fs, mountopts, backupretain, ...parseOwnership(values),
+    ...(backup !== undefined && { backup }),
+    ...(drregion !== undefined && { drregion }),
+    ...(initrate !== undefined && { initrate }),
     ...(iops !== undefined && { iops }),
     ...(throughput !== undefined && { throughput }),
     ...(kmskeyid !== undefined && { kmskeyid }),

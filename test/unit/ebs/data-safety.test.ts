@@ -72,6 +72,19 @@ test('5: the first mkfs puts the formatted mark on the volume before it is mount
   expect(sequence.lastIndexOf('CreateTags')).toBeGreaterThan(sequence.indexOf('AttachVolume'));
 });
 
+test('issue 16.2: tags are input — a mount option off the allow-list, or a forged generation, keeps the volume from being mounted; Get still shows it', async () => {
+  const { ec2, host } = world;
+  ec2.addVolume('forged', ZONE, {}, [{ Key: 'stowage:mountopts', Value: 'noatime,exec,nobarrier' }, { Key: 'stowage:generation', Value: '1e9' }]);
+  const err = await driver.mount('forged', ctx('forged')).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(DataSafetyError);
+  expect(String(err)).toMatch(/stowage:mountopts="noatime,exec,nobarrier".*allowed for fs=ext4/);
+  expect(String(err)).toMatch(/stowage:generation="1e9"/);
+  expect(ec2.sequence()).not.toContain('AttachVolume');
+  expect(host.calls.filter((c) => c.startsWith('mount'))).toEqual([]);
+  const info = await driver.get('forged', ctx('forged'));
+  expect(info?.status.tagProblems).toMatch(/mountopts/);
+});
+
 test('12: an Unmount waits for a Mount in flight only within its own deadline', async () => {
   const { ec2 } = world;
   ec2.addVolume('data', ZONE);

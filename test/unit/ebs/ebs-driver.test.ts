@@ -148,7 +148,7 @@ describe('get and list', () => {
         backing: 'relocatable', volumeId: expect.stringMatching(/^vol-/), zone: 'us-east-1c', size: 10, type: 'gp3', iops: 3000,
         throughput: 125, state: 'in-use', attachedTo: OTHER, attachment: 'attached', generation: 1, fs: 'ext4', encrypted: true,
       },
-      options: { backing: 'relocatable', size: 10, ebstype: 'gp3', iops: 3000, throughput: 125, encrypted: true, fs: 'ext4', mountopts: [] },
+      options: { backing: 'relocatable', size: 10, ebstype: 'gp3', iops: 3000, throughput: 125, encrypted: true, fs: 'ext4', mountopts: [], uid: 0, gid: 0, mode: '0755', backupretain: 7 },
     });
     expect(logs!.mountpoint).toBeUndefined();
 

@@ -191,18 +191,20 @@ describe('createLinuxHost', () => {
       const { exec, argvs } = fakeExec();
       const target = join(mnt, 'v1');
       await hostWith(exec).mount('/dev/nvme1n1', target, 'ext4', ['noatime', 'data=ordered']);
-      expect(argvs()).toEqual([['mount', '-t', 'ext4', '-o', 'noatime,data=ordered', '/dev/nvme1n1', target]]);
+      expect(argvs()).toEqual([['mount', '-t', 'ext4', '-o', 'noatime,data=ordered,nosuid,nodev', '/dev/nvme1n1', target]]);
     });
 
-    test('ext4 without options has no -o; xfs always gets nouuid', async () => {
+    test('nosuid,nodev unless suid or dev is asked for (invariant 11); xfs always gets nouuid', async () => {
       const { exec, argvs } = fakeExec();
       await hostWith(exec).mount('/dev/nvme1n1', join(mnt, 'a'), 'ext4', []);
       await hostWith(exec).mount('/dev/nvme2n1', join(mnt, 'b'), 'xfs', []);
       await hostWith(exec).mount('/dev/nvme3n1', join(mnt, 'c'), 'xfs', ['noatime', 'nouuid']);
+      await hostWith(exec).mount('/dev/nvme4n1', join(mnt, 'd'), 'ext4', ['suid', 'dev']);
       expect(argvs()).toEqual([
-        ['mount', '-t', 'ext4', '/dev/nvme1n1', join(mnt, 'a')],
-        ['mount', '-t', 'xfs', '-o', 'nouuid', '/dev/nvme2n1', join(mnt, 'b')],
-        ['mount', '-t', 'xfs', '-o', 'noatime,nouuid', '/dev/nvme3n1', join(mnt, 'c')],
+        ['mount', '-t', 'ext4', '-o', 'nosuid,nodev', '/dev/nvme1n1', join(mnt, 'a')],
+        ['mount', '-t', 'xfs', '-o', 'nosuid,nodev,nouuid', '/dev/nvme2n1', join(mnt, 'b')],
+        ['mount', '-t', 'xfs', '-o', 'noatime,nouuid,nosuid,nodev', '/dev/nvme3n1', join(mnt, 'c')],
+        ['mount', '-t', 'ext4', '-o', 'suid,dev', '/dev/nvme4n1', join(mnt, 'd')],
       ]);
     });
 
