@@ -24,3 +24,12 @@ export function snapshotsToPrune<T extends RetainedSnapshot>(newestFirst: readon
 export function isMovingAid(s: RetainedSnapshot): boolean {
   return (MOVE_REASONS as readonly string[]).includes(s.reason ?? '');
 }
+
+/**
+ * DR copies of one name in the DR region (newest data first): the newest `keep` completed ones stay
+ * (the volume's `backupretain`), and so do pending ones (the next restore may wait on one) and
+ * `protect`ed ones (a volume there is being made from them).
+ */
+export function drCopiesToPrune<T extends RetainedSnapshot>(newestFirst: readonly T[], keep: number, protect: ReadonlySet<string>): T[] {
+  return newestFirst.filter((s) => s.reason === 'dr-copy' && s.state === 'completed').slice(keep).filter((s) => !protect.has(s.id));
+}

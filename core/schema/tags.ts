@@ -68,6 +68,16 @@ export const Tags = {
   coversAttach: 'stowage:covers-attach',
   /** Why it was taken (SnapshotReason). Written at create; read by retention, Remove and gc. */
   snapshotReason: 'stowage:snapshot-reason',
+  /**
+   * DR copies (reason `dr-copy`) in the DR region: the region and backup they were copied from, and
+   * that backup's start time (ISO 8601), the moment whose data the copy holds (its RPO). Written at
+   * create by copyToDrRegion, with the volume's option tags (fs, mountopts, backup, …) so that
+   * `stowage restore --region` rebuilds the volume without its lost region; read by `stowage dr
+   * status`, `stowage restore --region` and DR retention.
+   */
+  sourceRegion: 'stowage:source-region',
+  sourceSnapshot: 'stowage:source-snapshot',
+  takenAt: 'stowage:taken-at',
 
   // ---- on instances --------------------------------------------------------------------------
   /** Epoch seconds. Written by each node on its own instance every heartbeat; read by fencing. */
@@ -86,9 +96,10 @@ export const TAGS_DELETED: readonly TagKey[] = [Tags.snapshotCurrent, Tags.blank
 
 /**
  * Why a snapshot was taken. `unmount` and `move` are the plugin's means of moving a volume, which
- * move retention prunes; `operator` ones (`stowage snapshot`) are backups that only a person deletes.
+ * move retention prunes; `operator` ones (`stowage snapshot`) are backups that only a person deletes;
+ * `dr-copy` ones are backups copied to the DR region, which DR retention keeps `backupretain` of.
  */
-export type SnapshotReason = 'unmount' | 'move' | 'operator';
+export type SnapshotReason = 'unmount' | 'move' | 'operator' | 'dr-copy';
 export const MOVE_REASONS: readonly SnapshotReason[] = ['unmount', 'move'];
 
 /** The AWS console's `Name` tag Stowage gives what it creates (not part of the schema's contract). */
