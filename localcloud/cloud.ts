@@ -6,11 +6,23 @@ import type { Latency } from './latency.js';
 import { Paths } from './paths.js';
 import { emptyState, loadState, newId, writeAtomic, type CloudState, type Instance, type Snapshot, type Volume } from './state.js';
 
-/** The emulated account: its state, where its data lives, and how it misbehaves. */
+/** One action at a time, shared by every region of an emulator: a cross-region copy sees both at rest. */
+export class Serial {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(fn, fn);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+}
+
+/** One region of the emulated account: its state, where its data lives, and how it misbehaves. */
 export class Cloud {
   private saved = '';
-  private queue: Promise<unknown> = Promise.resolve();
   readonly consistency: Consistency;
+  /** The other regions of this emulator, for CopySnapshot's source; set by regions.ts. */
+  peer: (region: string) => Cloud | undefined = () => undefined;
 
   private constructor(
     public state: CloudState,
@@ -19,15 +31,24 @@ export class Cloud {
     readonly latency: Latency,
     readonly faults: Faults,
     consistency: ConsistencySpec,
+    private readonly serial: Serial,
   ) {
     this.saved = JSON.stringify(state);
     this.consistency = new Consistency(consistency, () => this.state);
   }
 
-  static async open(paths: Paths, region: string, zones: string[], latency: Latency, faults: Faults, consistency: ConsistencySpec): Promise<Cloud> {
+  static async open(
+    paths: Paths,
+    region: string,
+    zones: string[],
+    latency: Latency,
+    faults: Faults,
+    consistency: ConsistencySpec,
+    serial = new Serial(),
+  ): Promise<Cloud> {
     for (const d of [paths.volumesDir, paths.snapshotsDir, paths.efsDir]) await mkdir(d, { recursive: true });
     const state = (await loadState(paths.stateFile)) ?? emptyState(region);
-    const cloud = new Cloud(state, paths, zones, latency, faults, consistency);
+    const cloud = new Cloud(state, paths, zones, latency, faults, consistency, serial);
     zones.forEach((zone, i) => {
       if (state.subnets.some((s) => s.zone === zone)) return;
       // default-VPC layout: one /20 per zone
@@ -48,9 +69,7 @@ export class Cloud {
 
   /** One request or background step at a time: every action sees and leaves a consistent state. */
   serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(fn, fn);
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.serial.run(fn);
   }
 
   /** After every request and background step: persists the state and records it for lagging reads. */

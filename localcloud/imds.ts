@@ -1,18 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Cloud } from './cloud.js';
+import type { Regions } from './regions.js';
 import { ACCOUNT_ID, type Instance } from './state.js';
 
 /**
  * IMDSv2 of every emulated instance, under `/imds/<instance-id>/latest/…`. The SDK's
  * MetadataService keeps the path of AWS_EC2_METADATA_SERVICE_ENDPOINT for metadata reads but asks
  * for its token at `/latest/api/token`, so tokens are served at both places and are valid for any
- * instance.
+ * instance. An instance answers with its own region's placement, whichever region it runs in.
  */
 export class Imds {
   private readonly tokens = new Map<string, number>();
 
-  constructor(private readonly cloud: Cloud) {}
+  constructor(private readonly regions: Regions) {}
 
   static isImdsPath(method: string, path: string): boolean {
     return path.startsWith('/imds/') || (method === 'PUT' && path === '/latest/api/token');
@@ -38,17 +39,18 @@ export class Imds {
     const token = req.headers['x-aws-ec2-metadata-token'];
     const expiry = typeof token === 'string' ? this.tokens.get(token) : undefined;
     if (expiry === undefined || expiry < Date.now()) return send(401, 'Unauthorized');
-    const instance = this.cloud.state.instances.find((i) => i.id === instanceId);
-    if (!instance || instance.state === 'terminated') return send(404, 'Not Found');
+    const cloud = this.regions.ofInstance(instanceId ?? '');
+    const instance = cloud?.state.instances.find((i) => i.id === instanceId);
+    if (!cloud || !instance || instance.state === 'terminated') return send(404, 'Not Found');
     // a hung or powered-off instance does not answer: the caller's timeout decides; a booting one does
     const up = instance.state === 'running' || instance.state === 'pending';
-    if (this.cloud.faults.unresponsive(instance.id) || !up) return;
-    const value = this.metadata(instance)[rest!.replace(/\/$/, '') || '.'];
+    if (cloud.faults.unresponsive(instance.id) || !up) return;
+    const value = this.metadata(cloud, instance)[rest!.replace(/\/$/, '') || '.'];
     if (value === undefined) return send(404, 'Not Found');
     return send(200, value, rest === 'dynamic/instance-identity/document' ? 'application/json' : 'text/plain');
   }
 
-  private metadata(i: Instance): Record<string, string> {
+  private metadata(cloud: Cloud, i: Instance): Record<string, string> {
     const leaves: Record<string, string> = {
       'meta-data/ami-id': i.imageId,
       'meta-data/instance-id': i.id,
@@ -57,8 +59,8 @@ export class Imds {
       'meta-data/local-hostname': `ip-${i.privateIp.replaceAll('.', '-')}.ec2.internal`,
       'meta-data/hostname': `ip-${i.privateIp.replaceAll('.', '-')}.ec2.internal`,
       'meta-data/placement/availability-zone': i.zone,
-      'meta-data/placement/availability-zone-id': this.cloud.zoneId(i.zone),
-      'meta-data/placement/region': this.cloud.region,
+      'meta-data/placement/availability-zone-id': cloud.zoneId(i.zone),
+      'meta-data/placement/region': cloud.region,
       'dynamic/instance-identity/document': JSON.stringify(
         {
           accountId: ACCOUNT_ID,
@@ -69,7 +71,7 @@ export class Imds {
           instanceType: i.instanceType,
           pendingTime: i.launchTime,
           privateIp: i.privateIp,
-          region: this.cloud.region,
+          region: cloud.region,
           version: '2017-09-30',
         },
         null,

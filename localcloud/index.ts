@@ -2,12 +2,12 @@ import { chmod, mkdir, realpath } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { requireToken } from './access-token.js';
-import { Cloud } from './cloud.js';
 import type { ConsistencySpec } from './consistency.js';
-import { Faults, type FaultSpec } from './faults.js';
+import type { FaultSpec } from './faults.js';
 import { latency, type LatencyMode } from './latency.js';
 import { advance, recover, releaseHost } from './lifecycle.js';
 import { Paths } from './paths.js';
+import { defaultZones, Regions, type RegionSpec } from './regions.js';
 import { createLocalcloudServer } from './server.js';
 
 export type { ConsistencySpec } from './consistency.js';
@@ -15,6 +15,7 @@ export { DEFAULT_MAX_LAG_MS, parseConsistency } from './consistency.js';
 export type { FaultSpec } from './faults.js';
 export { parseFaults } from './faults.js';
 export type { LatencyMode } from './latency.js';
+export type { RegionSpec } from './regions.js';
 
 export interface LocalcloudOptions {
   dir: string;
@@ -26,6 +27,12 @@ export interface LocalcloudOptions {
   region?: string;
   /** default `${region}a`, `b`, `c` */
   zones?: string[];
+  /**
+   * Every region to serve, for disaster-recovery tests; the first takes `region`'s place (and
+   * `zones`), the others get zones `a`, `b`, `c`. A request's SigV4 signing region picks its region;
+   * EFS and the admin endpoints are the first region's. Default: `[region]`.
+   */
+  regions?: string[];
   /** default zero */
   latency?: LatencyMode;
   faults?: FaultSpec;
@@ -41,15 +48,19 @@ export interface Localcloud {
   /** http://HOST:PORT, for AWS_ENDPOINT_URL */
   url: string;
   dir: string;
+  /** the first region, and its zones */
   region: string;
   zones: string[];
+  /** every region served, the first one first */
+  regions: RegionSpec[];
   /** devices folder of one instance: `${dir}/devices/${instanceId}` (the plugin's STOWAGE_DEVICE_DIR) */
   deviceDir(instanceId: string): string;
   /** IMDS endpoint for one instance, usable as AWS_EC2_METADATA_SERVICE_ENDPOINT */
   imdsEndpoint(instanceId: string): string;
-  setFaults(f: FaultSpec): void;
-  /** replaces the consistency setting; throws on a malformed one */
-  setConsistency(c: ConsistencySpec): void;
+  /** one region's faults (default: the first region's) */
+  setFaults(f: FaultSpec, region?: string): void;
+  /** replaces the consistency setting of one region (default: the first); throws on a malformed one */
+  setConsistency(c: ConsistencySpec, region?: string): void;
   stop(opts?: { release?: boolean /* default true: detach loop devices it made */ }): Promise<void>;
 }
 
@@ -65,13 +76,18 @@ export async function startLocalcloud(o: LocalcloudOptions): Promise<Localcloud>
   await chmod(o.dir, 0o700);
   // the kernel reports loop backing files by their canonical path
   const paths = new Paths(await realpath(resolve(o.dir)));
-  const region = o.region ?? 'us-east-1';
-  const zones = o.zones ?? ['a', 'b', 'c'].map((s) => `${region}${s}`);
+  const names = o.regions ?? [o.region ?? 'us-east-1'];
+  const specs = names.map((name, i) => ({ name, zones: (i === 0 && o.zones) || defaultZones(name) }));
   const onError = o.onError ?? stderrLog;
-  const cloud = await Cloud.open(paths, region, zones, latency(o.latency ?? 'zero'), new Faults(o.faults), o.consistency ?? { mode: 'strict' });
-  await cloud.serialized(() => recover(cloud));
+  const regions = await Regions.open(paths, specs, latency(o.latency ?? 'zero'), o.faults, o.consistency ?? { mode: 'strict' });
+  for (const cloud of regions.all) await cloud.serialized(() => recover(cloud));
+  const cloudOf = (region: string | undefined) => {
+    const cloud = region === undefined ? regions.first : regions.get(region);
+    if (!cloud) throw new Error(`localcloud serves no region ${region} (only ${names.join(', ')})`);
+    return cloud;
+  };
 
-  const server = createLocalcloudServer(cloud, onError);
+  const server = createLocalcloudServer(regions, onError);
   if (o.token !== undefined) requireToken(server, o.token);
   const host = o.host ?? '127.0.0.1';
   await new Promise<void>((ok, fail) => {
@@ -80,10 +96,11 @@ export async function startLocalcloud(o: LocalcloudOptions): Promise<Localcloud>
   });
   const url = `http://${host}:${(server.address() as AddressInfo).port}`;
   const ticker = setInterval(() => {
-    cloud.serialized(async () => {
-      await advance(cloud);
-      await cloud.save();
-    }).catch(onError);
+    for (const cloud of regions.all)
+      cloud.serialized(async () => {
+        await advance(cloud);
+        await cloud.save();
+      }).catch(onError);
   }, TICK_MS);
   ticker.unref();
 
@@ -91,19 +108,20 @@ export async function startLocalcloud(o: LocalcloudOptions): Promise<Localcloud>
   return {
     url,
     dir: paths.dir,
-    region,
-    zones,
+    region: specs[0]!.name,
+    zones: specs[0]!.zones,
+    regions: specs,
     deviceDir: (id) => paths.deviceDir(id),
     imdsEndpoint: (id) => `${url}/imds/${id}`,
-    setFaults: (f) => cloud.faults.set(f),
-    setConsistency: (c) => cloud.consistency.set(c),
+    setFaults: (f, region) => cloudOf(region).faults.set(f),
+    setConsistency: (c, region) => cloudOf(region).consistency.set(c),
     stop: (opts) =>
       (stopped ??= (async () => {
         clearInterval(ticker);
         const closed = new Promise<void>((ok) => server.close(() => ok()));
         server.closeAllConnections();
         await closed;
-        await cloud.serialized(() => cloud.save());
+        for (const cloud of regions.all) await cloud.serialized(() => cloud.save());
         if (opts?.release ?? true) await releaseHost(paths.dir);
       })()),
   };

@@ -90,7 +90,8 @@ export async function releaseHost(dir: string): Promise<void> {
   } catch {
     return; // nothing was ever made there
   }
-  const loops = await loopsBackedIn(paths.volumesDir);
+  const further = (await readdir(paths.regionsDir).catch(() => [])).map((region) => paths.forRegion(region).volumesDir);
+  const loops = (await Promise.all([paths.volumesDir, ...further].map((folder) => loopsBackedIn(folder)))).flat();
   await mkdir(paths.efsDir, { recursive: true });
   for (const mountPoint of await mountsOf(loops.map((l) => l.device), paths.efsDir)) await unmount(mountPoint);
   for (const { device } of loops) await detachLoop(device);

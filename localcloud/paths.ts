@@ -2,15 +2,26 @@ import { join } from 'node:path';
 
 /** Where the emulator keeps things under its folder; the plugin's host layer relies on these. */
 export class Paths {
-  constructor(readonly dir: string) {}
+  /** `regionDir`: where one region keeps its state, volumes and snapshots (the first region: `dir`). */
+  constructor(
+    readonly dir: string,
+    private readonly regionDir = dir,
+  ) {}
+  /** A further region's folder; devices and EFS stay shared (instance ids are unique across regions). */
+  forRegion(region: string): Paths {
+    return new Paths(this.dir, join(this.regionsDir, region));
+  }
+  get regionsDir(): string {
+    return join(this.dir, 'regions');
+  }
   get stateFile(): string {
-    return join(this.dir, 'state.json');
+    return join(this.regionDir, 'state.json');
   }
   get volumesDir(): string {
-    return join(this.dir, 'volumes');
+    return join(this.regionDir, 'volumes');
   }
   get snapshotsDir(): string {
-    return join(this.dir, 'snapshots');
+    return join(this.regionDir, 'snapshots');
   }
   get efsDir(): string {
     return join(this.dir, 'efs');

@@ -9,11 +9,13 @@ import type { FaultSpec } from './faults.js';
 import { Imds } from './imds.js';
 import { advance } from './lifecycle.js';
 import { Params } from './query.js';
+import type { Regions } from './regions.js';
 import { ec2Error, ec2Response } from './xml.js';
 
 /**
- * One HTTP listener for everything: EC2 Query (`POST /`), EFS (`/2015-02-01/…`), IMDS
- * (`/imds/<instance-id>/…`) and the admin endpoints (`/_localcloud/…`).
+ * One HTTP listener for everything: EC2 Query (`POST /`, in the region its signature names), EFS
+ * (`/2015-02-01/…`, first region), IMDS (`/imds/<instance-id>/…`, any region) and the admin
+ * endpoints (`/_localcloud/…`, first region unless `?region=`).
  */
 
 const EFS_PREFIX = '/2015-02-01/';
@@ -57,11 +59,11 @@ function injectedFault(cloud: Cloud, action: string, throttle: ApiError): ApiErr
 
 export type ErrorLog = (err: unknown) => void;
 
-export function createLocalcloudServer(cloud: Cloud, logError: ErrorLog): Server {
-  const imds = new Imds(cloud);
+export function createLocalcloudServer(regions: Regions, logError: ErrorLog): Server {
+  const imds = new Imds(regions);
 
   /** Runs an API call after letting time pass, and persists what it changed. */
-  const call = <T>(fn: () => Promise<T>) =>
+  const call = <T>(cloud: Cloud, fn: () => Promise<T>) =>
     cloud.serialized(async () => {
       await advance(cloud);
       try {
@@ -71,7 +73,7 @@ export function createLocalcloudServer(cloud: Cloud, logError: ErrorLog): Server
       }
     });
 
-  async function ec2(res: ServerResponse, form: string): Promise<void> {
+  async function ec2(res: ServerResponse, form: string, authorization: string | undefined): Promise<void> {
     const requestId = randomUUID();
     const reply = (status: number, xml: string) => {
       res.writeHead(status, { 'content-type': 'text/xml;charset=UTF-8', 'x-amzn-requestid': requestId });
@@ -80,11 +82,12 @@ export function createLocalcloudServer(cloud: Cloud, logError: ErrorLog): Server
     const params = Params.parse(form);
     const action = params.str('Action') ?? '';
     try {
+      const cloud = regions.forRequest(authorization);
       const handler = EC2_ACTIONS[action];
       if (!handler) throw new ApiError('InvalidAction', `The action ${action} is not valid for this web service.`);
       const fault = injectedFault(cloud, action, new ApiError('RequestLimitExceeded', 'Request limit exceeded.', 503));
       if (fault) throw fault;
-      const body = await call(() => handler(cloud, params));
+      const body = await call(cloud, () => handler(cloud, params));
       reply(200, ec2Response(action, requestId, body));
     } catch (err) {
       if (!(err instanceof ApiError)) logError(err);
@@ -100,6 +103,7 @@ export function createLocalcloudServer(cloud: Cloud, logError: ErrorLog): Server
       res.end(body === undefined ? '' : JSON.stringify(body));
     };
     const path = url.pathname.slice(EFS_PREFIX.length);
+    const cloud = regions.first;
     try {
       const op = efsOperation(req.method ?? '', path);
       if (!op) throw new ApiError('BadRequest', `Unsupported operation ${req.method} ${url.pathname}`, 400);
@@ -111,7 +115,7 @@ export function createLocalcloudServer(cloud: Cloud, logError: ErrorLog): Server
       } catch {
         throw new ApiError('BadRequest', 'The request body is not valid JSON', 400);
       }
-      const out = await call(() => op.run(cloud, { path, query: url.searchParams, body }));
+      const out = await call(cloud, () => op.run(cloud, { path, query: url.searchParams, body }));
       reply(out.status, out.body);
     } catch (err) {
       if (!(err instanceof ApiError)) logError(err);
@@ -120,11 +124,15 @@ export function createLocalcloudServer(cloud: Cloud, logError: ErrorLog): Server
     }
   }
 
-  async function admin(req: IncomingMessage, res: ServerResponse, path: string, text: string): Promise<void> {
+  async function admin(req: IncomingMessage, res: ServerResponse, url: URL, text: string): Promise<void> {
     const json = (status: number, body: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json' });
       res.end(JSON.stringify(body));
     };
+    const path = url.pathname;
+    const region = url.searchParams.get('region');
+    const cloud = region === null ? regions.first : regions.get(region);
+    if (!cloud) return json(404, { error: `no region ${region}; this localcloud serves ${regions.all.map((c) => c.region).join(', ')}` });
     if (path === '/_localcloud/faults' && req.method === 'POST') {
       try {
         cloud.faults.set(JSON.parse(text || '{}') as FaultSpec);
@@ -143,7 +151,7 @@ export function createLocalcloudServer(cloud: Cloud, logError: ErrorLog): Server
       return json(200, cloud.consistency.get());
     }
     if (path === '/_localcloud/consistency' && req.method === 'GET') return json(200, cloud.consistency.get());
-    if (path === '/_localcloud/state' && req.method === 'GET') return json(200, await call(async () => cloud.state));
+    if (path === '/_localcloud/state' && req.method === 'GET') return json(200, await call(cloud, async () => cloud.state));
     if (path === '/_localcloud/mount-targets' && req.method === 'GET') return json(200, mountTargetsByIp(cloud));
     return json(404, { error: `no admin endpoint ${req.method} ${path}` });
   }
@@ -158,10 +166,10 @@ export function createLocalcloudServer(cloud: Cloud, logError: ErrorLog): Server
           res.end(`localcloud: request body larger than ${MAX_BODY_BYTES} bytes\n`);
           return;
         }
-        if (url.pathname.startsWith('/_localcloud/')) return admin(req, res, url.pathname, text);
+        if (url.pathname.startsWith('/_localcloud/')) return admin(req, res, url, text);
         if (url.pathname.startsWith(EFS_PREFIX)) return efsApi(req, res, url, text);
         // EC2 Query: the SDK posts a form; parameters in the query string are honoured as AWS does
-        return ec2(res, [url.searchParams.toString(), text].filter(Boolean).join('&'));
+        return ec2(res, [url.searchParams.toString(), text].filter(Boolean).join('&'), req.headers.authorization);
       })
       .catch((err: unknown) => {
         logError(err);

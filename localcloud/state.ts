@@ -87,6 +87,10 @@ export interface Snapshot {
   /** bytes allocated in the volume when it was taken; the next snapshot's duration grows with the difference */
   allocatedBytes: number;
   tags: Tags;
+  /** CopySnapshot's source, to charge the next copy of that volume only for what changed */
+  copiedFrom?: { region: string; snapshotId: string; volumeId: string };
+  /** CopySnapshot's ClientToken: a retry answers this snapshot */
+  clientToken?: string;
 }
 
 export interface Subnet {

@@ -1,6 +1,7 @@
 import type { Cloud } from '../cloud.js';
 import type { Params } from '../query.js';
 import type { XmlValue } from '../xml.js';
+import { copySnapshot } from './copy-snapshot.js';
 import * as instances from './instances.js';
 import * as snapshots from './snapshots.js';
 import * as tags from './tags.js';
@@ -24,6 +25,7 @@ export const EC2_ACTIONS: Record<string, Ec2Action> = {
   DeleteVolume: volumes.deleteVolume,
   ModifyVolume: volumes.modifyVolume,
   CreateSnapshot: snapshots.createSnapshot,
+  CopySnapshot: copySnapshot,
   DescribeSnapshots: snapshots.describeSnapshots,
   DeleteSnapshot: snapshots.deleteSnapshot,
   CreateTags: tags.createTags,
