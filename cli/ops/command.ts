@@ -9,8 +9,8 @@ export interface OpsCommand {
   name: string;
   usage: string;
   flags: FlagSpec;
-  /** How many positional arguments it takes (the volume name). */
-  positionals: number;
+  /** How many positional arguments it takes (the volume name): a count, or [fewest, most]. */
+  positionals: number | readonly [number, number];
   run(ctx: OpsContext, args: ParsedArgs): Promise<number>;
 }
 
@@ -30,10 +30,10 @@ export async function runOpsCommand(command: OpsCommand, argv: string[], io: Ops
   let parsed: ParsedArgs;
   try {
     parsed = parseArgs(argv, command.flags, io.env);
-    if (!parsed.common.help && parsed.positionals.length !== command.positionals) {
-      throw new UsageError(
-        command.positionals === 0 ? `unexpected argument ${JSON.stringify(parsed.positionals[0])}` : 'expected a volume name',
-      );
+    const [fewest, most] = typeof command.positionals === 'number' ? [command.positionals, command.positionals] : command.positionals;
+    const given = parsed.positionals.length;
+    if (!parsed.common.help && (given < fewest || given > most)) {
+      throw new UsageError(most === 0 ? `unexpected argument ${JSON.stringify(parsed.positionals[0])}` : 'expected a volume name');
     }
   } catch (err) {
     if (!(err instanceof UsageError)) throw err;

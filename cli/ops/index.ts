@@ -1,3 +1,4 @@
+import { adoptCommand } from './adopt.js';
 import { runOpsCommand, type OpsCommand } from './command.js';
 import { gcCommand } from './gc.js';
 import { inspectCommand } from './inspect.js';
@@ -5,7 +6,7 @@ import { lsCommand } from './ls.js';
 import { relocateCommand } from './relocate.js';
 import { snapshotCommand } from './snapshot.js';
 
-const OPS: OpsCommand[] = [lsCommand, inspectCommand, relocateCommand, snapshotCommand, gcCommand];
+const OPS: OpsCommand[] = [lsCommand, inspectCommand, relocateCommand, snapshotCommand, gcCommand, adoptCommand];
 
 /**
  * The operator commands as `stowage` subcommands. Ctrl-C aborts the command's signal, so a long

@@ -95,6 +95,27 @@ export const TAGS_WRITTEN_AFTER_CREATE: readonly TagKey[] = [Tags.snapshotCurren
 export const TAGS_DELETED: readonly TagKey[] = [Tags.snapshotCurrent, Tags.blank];
 
 /**
+ * What `stowage adopt` writes on a volume made outside Stowage (docs/iam-policy-adopt.json allows
+ * exactly these, with operator credentials): first the cluster tag alone (the claim), then the rest.
+ */
+export const TAGS_WRITTEN_BY_ADOPT: readonly TagKey[] = [
+  Tags.cluster, Tags.volume, Tags.backing, Tags.generation, Tags.fs, Tags.mountopts, Tags.formatted,
+];
+
+/**
+ * Written by Cloudstor/REX-Ray, read by adopt (`stowage adopt --from`); Stowage never writes them.
+ * Cloudstor (docker/for-aws): `CloudstorVolumeName` holds the Docker volume name, `StackID` the MD5
+ * (hex) of the AWS_STACK_ID it was installed with (for-aws#91). REX-Ray 0.3's ec2 driver: `Name`
+ * holds the volume name and, when `aws.rexrayTag` is set, `rexraySet` holds that value (rexray#314).
+ */
+export const FOREIGN_TAGS = {
+  cloudstorName: 'CloudstorVolumeName',
+  cloudstorStack: 'StackID',
+  rexrayName: 'Name',
+  rexraySet: 'rexraySet',
+} as const;
+
+/**
  * Why a snapshot was taken. `unmount` and `move` are the plugin's means of moving a volume, which
  * move retention prunes; `operator` ones (`stowage snapshot`) are backups that only a person deletes;
  * `dr-copy` ones are backups copied to the DR region, which DR retention keeps `backupretain` of.
