@@ -14,6 +14,7 @@ Usage:
   stowage relocate NAME --to-zone ZONE   move a detached volume to another zone, with progress
   stowage snapshot NAME          an on-demand snapshot, counted by retention
   stowage gc [--apply]           list (and remove) what Stowage left behind
+  stowage adopt VOLUME-ID --name NAME   bring an existing EBS volume into the cluster (or --from cloudstor|rexray)
   (every operator command takes --region, --all-regions, --cluster, --endpoint, --json, --help)
   stowage --help | --version
 
