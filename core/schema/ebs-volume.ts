@@ -49,6 +49,8 @@ export interface EbsVolume {
   initRate: number | undefined;
   /** Owner and mode of the filesystem's root, set at its first mkfs. */
   rootOwner: { uid: number; gid: number; mode: string };
+  /** MiB the filesystem spans, as the node holding it last measured (Tags.filesystemMiB). */
+  filesystemMiB: number | undefined;
   /** Tags whose values break the option rules; such a volume is shown but never mounted. */
   tagProblems: string[];
   /** Set by currentOf: the unfinished copy of this volume that a cross-zone move is making. */
@@ -96,6 +98,7 @@ export function toEbsVolume(volume: Volume, cluster: string): EbsVolume | undefi
     drRegion: values.drRegion,
     initRate: values.initRate,
     rootOwner: values.rootOwner,
+    filesystemMiB: values.filesystemMiB,
     tagProblems: values.problems,
   };
 }

@@ -20,6 +20,8 @@ export interface TaggedValues {
   drRegion: string | undefined;
   initRate: number | undefined;
   rootOwner: { uid: number; gid: number; mode: string };
+  /** MiB the filesystem spans, as the node holding it last measured. */
+  filesystemMiB: number | undefined;
   /** Tags whose values break the rules (`stowage:mountopts="nosuid=0": …`): such a volume is not mounted. */
   problems: string[];
 }
@@ -69,6 +71,7 @@ export function readTaggedValues(name: string | undefined, tags: ReadonlyMap<str
         mode: octalMode(Tags.rootOwner, mode),
       };
     }),
+    filesystemMiB: checked(Tags.filesystemMiB, undefined, (v) => wholeNumber(Tags.filesystemMiB, v, 1, 2 ** 26, 'MiB')),
     problems,
   };
 }

@@ -18,6 +18,7 @@ import { Attacher } from './attacher.js';
 import { Detacher } from './detacher.js';
 import { DeviceNameAllocator } from './device-names.js';
 import { EbsCalls } from './ebs-calls.js';
+import { FilesystemGrowth } from './fs-growth.js';
 import { Fencing } from './fencing.js';
 import { HolderWait } from './holder.js';
 import { MountFlight } from './mount-flight.js';
@@ -54,6 +55,8 @@ export interface EbsDriverDeps {
   snapshotRetain?: number;
   /** Attachments in flight, fences and move stages for Prometheus (noMetrics when off). */
   metrics?: WorkMetrics;
+  /** How often the volumes mounted here are checked for a device grown by a modification (default 30 s). */
+  growCheckMs?: number;
   /** Tests: the cross-zone mover's crash hook (see ZoneMover). */
   afterMoveStep?: (step: MoveStep, name: string) => Promise<void> | void;
 }
@@ -86,6 +89,7 @@ class EbsDriverImpl implements EbsDriver {
   private readonly mounter: Mounter;
   private readonly detacher: Detacher;
   private readonly remover: VolumeRemover;
+  private readonly growth: FilesystemGrowth;
 
   constructor(private readonly deps: EbsDriverDeps) {
     const { ec2, counter, cluster, host, log, metrics } = deps;
@@ -126,18 +130,20 @@ class EbsDriverImpl implements EbsDriver {
     const holder = new HolderWait({ calls, fencing: this.fencing, ...(metrics && { metrics }) });
     this.views = new VolumeViews((name) => this.mountpointOf(name), (name) => this.flight.moveOf(name));
     this.creator = new VolumeCreator({ calls, catalog, cluster, zone });
-    this.mounter = new Mounter({ calls, host, catalog, snapshots, mover, attacher, holder, me: this.me, zone, pollInitialMs });
+    this.growth = new FilesystemGrowth({ host, calls, catalog, mountRoot: deps.mountRoot, log, intervalMs: deps.growCheckMs ?? 30_000 });
+    this.mounter = new Mounter({ calls, host, catalog, snapshots, mover, attacher, holder, growth: this.growth, me: this.me, zone, pollInitialMs });
     this.detacher = new Detacher({ calls, host, catalog, names, snapshots, me: this.me, snapshotOnUnmount: deps.snapshotOnUnmount ?? false, snapshotRetain });
     this.remover = new VolumeRemover({ calls, host, catalog, snapshots });
   }
 
   start(): void {
     this.fencing.start();
+    this.growth.start();
   }
 
   stop(): Promise<void> {
     this.fencing.stop();
-    return this.detacher.stop();
+    return Promise.all([this.detacher.stop(), this.growth.stop()]).then(() => undefined);
   }
 
   async releaseUnmounted(ctx: OperationContext): Promise<void> {
@@ -178,7 +184,7 @@ class EbsDriverImpl implements EbsDriver {
     return this.flight.mount(name, ctx, async (progress) => {
       progress.doing = 'stopping the detach left to the background';
       await this.detacher.cancelBackground(name);
-      return this.mounter.mount(name, this.mountpointOf(name), ctx, progress);
+      return this.growth.excluding(name, () => this.mounter.mount(name, this.mountpointOf(name), ctx, progress));
     });
   }
 
@@ -203,12 +209,12 @@ class EbsDriverImpl implements EbsDriver {
         throw new PendingError(`a mount of ${name} is still in progress (${mounting.progress.doing}); unmount again once it ends`, mounting.progress.context);
       }
     }
-    return this.detacher.unmount(name, this.mountpointOf(name), ctx);
+    return this.growth.excluding(name, () => this.detacher.unmount(name, this.mountpointOf(name), ctx));
   }
 
   async remove(name: string, ctx: OperationContext): Promise<void> {
     if (this.flight.has(name)) throw new VolumeBusyError(`volume ${name} is being mounted on this node`, {});
-    return this.remover.remove(name, this.mountpointOf(name), ctx);
+    return this.growth.excluding(name, () => this.remover.remove(name, this.mountpointOf(name), ctx));
   }
 }
 

@@ -11,6 +11,7 @@ import type { SnapshotStore } from '../../snapshot/snapshot-store.js';
 import { describeMove, type ZoneMover } from '../../snapshot/zone-move.js';
 import type { Attacher } from './attacher.js';
 import { attachmentOn, type EbsCalls } from './ebs-calls.js';
+import { toMiB, type FilesystemGrowth } from './fs-growth.js';
 import type { HolderWait } from './holder.js';
 import type { MountProgress } from './mount-flight.js';
 import { prepareAndMount, waitForDevice } from './prepare-device.js';
@@ -29,6 +30,7 @@ export interface MounterDeps {
   mover: ZoneMover;
   attacher: Attacher;
   holder: HolderWait;
+  growth: FilesystemGrowth;
   me: string;
   zone: string;
   pollInitialMs: number;
@@ -91,7 +93,8 @@ export class Mounter {
       progress.doing = `preparing the device of ${volume.id} (${device})`;
       const found = await waitForDevice(this.deps.host, volume, device, Math.min(deadline, Date.now() + DEVICE_APPEAR_MS), this.deps.pollInitialMs);
       const attached = volume;
-      await prepareAndMount(this.deps.host, volume, found, mountpoint, log, (formatted) => this.markBeforeWrites(attached, attachTime, formatted, deadline, log));
+      await prepareAndMount(this.deps.host, volume, found, mountpoint, log, (formatted, size) => this.markBeforeWrites(attached, attachTime, formatted, size, deadline, log));
+      await this.deps.growth.afterMount(volume, mountpoint, log);
       log.info({ volumeId: volume.id, device, mountpoint }, 'volume mounted');
       return mountpoint;
     } catch (err) {
@@ -110,16 +113,19 @@ export class Mounter {
    * One CreateTags, confirmed before the filesystem is mounted and so before any write of this
    * attachment: the attachment whose writes the volume now holds (issue 15.2: a snapshot that does
    * not cover it is never restored from), and the formatted mark after its first mkfs (invariant 9).
+   * The filesystem's size rides along when it changed, never in a call of its own.
    */
-  private async markBeforeWrites(volume: EbsVolume, attachTime: string | undefined, formatted: boolean, deadline: number, log: Logger): Promise<void> {
+  private async markBeforeWrites(volume: EbsVolume, attachTime: string | undefined, formatted: boolean, filesystemBytes: number | undefined, deadline: number, log: Logger): Promise<void> {
     const { calls } = this.deps;
     // Where EC2 gives no AttachTime, a mark of our own tells this attachment from the others.
     const mark = attachTime ?? randomUUID();
-    const tags = [
+    const tags: { Key: string; Value: string }[] = [
       ...(volume.lastAttach !== mark ? [{ Key: Tags.lastAttach, Value: mark }] : []),
       ...(formatted ? [{ Key: Tags.formatted, Value: 'true' }] : []),
     ];
     if (tags.length === 0) return;
+    const mib = filesystemBytes !== undefined ? toMiB(filesystemBytes) : undefined;
+    if (mib !== undefined && mib !== volume.filesystemMiB) tags.push({ Key: Tags.filesystemMiB, Value: String(mib) });
     await calls.aws('CreateTags', { deadline, log }, { volumeId: volume.id }, () => calls.ec2.send(new CreateTagsCommand({ Resources: [volume.id], Tags: tags })));
   }
 

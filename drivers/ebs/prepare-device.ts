@@ -50,7 +50,7 @@ function neverFormat(volume: EbsVolume): string | undefined {
 /**
  * Invariant 2: the device must be the volume (NVMe serial, where readable), only a blank device is
  * formatted, and one with a filesystem is checked, then mounted as it is. `beforeMount` runs after
- * any mkfs and before the mount, told whether this was the volume's first mkfs.
+ * any mkfs and before the mount, told whether this was the volume's first mkfs and the filesystem's bytes.
  */
 export async function prepareAndMount(
   nodeHost: Host,
@@ -58,7 +58,7 @@ export async function prepareAndMount(
   device: string,
   mountpoint: string,
   log: Logger,
-  beforeMount: (formatted: boolean) => Promise<void>,
+  beforeMount: (formatted: boolean, filesystemBytes: number | undefined) => Promise<void>,
 ): Promise<void> {
   const host = nodeHost.withLog(log);
   const context = { volumeId: volume.id, device };
@@ -89,6 +89,16 @@ export async function prepareAndMount(
   } else {
     throw new DataSafetyError(`device ${device} of volume ${volume.id} holds ${probe.detail}, not an ext4 or xfs filesystem; refusing to format or mount it`, context);
   }
-  await beforeMount(formatted);
+  // For the record in the volume's tags; a figure that cannot be read is no reason to keep the data unmounted.
+  const size = await host.filesystemSize(device, fs).catch((err: unknown) => {
+    log.warn({ ...context, err }, 'could not read the size of the filesystem');
+    return undefined;
+  });
+  await beforeMount(formatted, size);
   await host.mount(device, mountpoint, fs, volume.mountopts);
+  // Right after the first mount, before the Mount answers and so before any task writes: one way
+  // for ext4 and xfs (mkfs.xfs has no root_owner, and a mode needs a mount on either). Never again
+  // later: the root is the task's from then on. mkfs makes it 0:0 0755 already.
+  const { uid, gid, mode } = volume.rootOwner;
+  if (formatted && (uid !== 0 || gid !== 0 || mode !== '0755')) await host.setRootOwner(mountpoint, volume.rootOwner);
 }
