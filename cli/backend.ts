@@ -162,6 +162,9 @@ export async function openBackend(config: Config, log: Logger, metrics: WorkMetr
       host: createLinuxHost({ deviceDir, log: driverLog }),
       fenceAfterMs: config.fenceAfterMs, pollInitialMs: target.pollInitialMs,
       snapshotOnUnmount: config.snapshotOnUnmount, snapshotRetain: config.snapshotRetain, metrics,
+      // Ticks often enough for the shortest interval a Create may ask for. DR (issue 17 item 5):
+      // `drCopy` (snapshot/dr-copy.ts DrCopyDeps) joins here, and every completed backup is copied.
+      backups: { tickMs: Math.min(30_000, config.lifecycle.backupMinIntervalMs / 2) },
     });
     ebs.start();
     // Before any request reaches the driver, so no Mount can race the clean-up of a crash.

@@ -1,4 +1,4 @@
-import { chmod, chown, mkdir, open, readFile, realpath, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { DataSafetyError, HostError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/log.js';
@@ -6,7 +6,6 @@ import type { Filesystem } from '../core/volume-options.js';
 import { isErrno } from './errno.js';
 import { deviceHeldBy } from './exclusive-open.js';
 import { CommandError, DEFAULT_TIMEOUT_MS, runCommand, type ExecRunner } from './exec.js';
-import { deviceSize, filesystemSize, growFilesystem } from './filesystem-growth.js';
 import type { DeviceProbe, Host, MountEntry, UnmountOptions } from './host.js';
 import { describeHolders, findHolders, isUnder } from './holders.js';
 import { readMountinfo } from './mountinfo.js';
@@ -46,6 +45,9 @@ const MKFS_TIMEOUT_MS = 10 * 60_000;
 // A large, damaged ext4 can take long to check; the caller's deadline answers dockerd meanwhile.
 const FSCK_TIMEOUT_MS = 60 * 60_000;
 const LAZY_UMOUNT_TIMEOUT_MS = 30_000;
+// fsfreeze -f waits for writes in flight to drain; a filesystem that takes longer is sick.
+const FREEZE_TIMEOUT_MS = 30_000;
+const NOT_FROZEN = /invalid argument/i;
 
 export function createLinuxHost(options: LinuxHostOptions): Host {
   const { deviceDir, log = silentLogger, exec = runCommand, procDir = '/proc', sysDir = '/sys', readDeviceHead = readHead } = options;
@@ -268,29 +270,22 @@ export function createLinuxHost(options: LinuxHostOptions): Host {
       await exec('sync', []);
     },
 
-    async setRootOwner(mountpoint, owner) {
+    async freeze(mountpoint) {
       requireAbsolute(mountpoint, 'mount point');
-      await chown(mountpoint, owner.uid, owner.gid);
-      await chmod(mountpoint, Number.parseInt(owner.mode, 8));
-      log.info({ target: mountpoint, ...owner }, 'set the owner and mode of the filesystem root');
+      await exec('fsfreeze', ['-f', mountpoint], { timeoutMs: FREEZE_TIMEOUT_MS });
+      log.info({ target: mountpoint }, 'filesystem frozen');
     },
 
-    deviceSize(device) {
-      requireAbsolute(device, 'device');
-      return deviceSize(device, sysDir);
-    },
-
-    filesystemSize(device, fs, mountpoint) {
-      requireAbsolute(device, 'device');
-      if (mountpoint !== undefined) requireAbsolute(mountpoint, 'mount point');
-      return filesystemSize(exec, device, fs, mountpoint);
-    },
-
-    async growFilesystem(device, mountpoint, fs) {
-      requireAbsolute(device, 'device');
+    async thaw(mountpoint) {
       requireAbsolute(mountpoint, 'mount point');
-      await growFilesystem(exec, device, mountpoint, fs);
-      log.info({ device, target: mountpoint, fs }, 'grew the filesystem to fill its device');
+      try {
+        await exec('fsfreeze', ['-u', mountpoint], { timeoutMs: FREEZE_TIMEOUT_MS });
+        log.info({ target: mountpoint }, 'filesystem thawed');
+      } catch (err) {
+        // The kernel answers EINVAL for a filesystem that is not frozen: already thawed is thawed.
+        if (err instanceof CommandError && NOT_FROZEN.test(err.stderr)) return;
+        throw err;
+      }
     },
   };
 

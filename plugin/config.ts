@@ -3,7 +3,8 @@ import { ConfigError } from '../core/errors.js';
 import { BACKINGS, EBS_LIMITS, type Backing } from '../core/volume-options.js';
 import { isLogLevel } from '../core/log.js';
 import type { Level } from 'pino';
-import type { CostLimits } from './options/relocatable.js';
+import type { CostLimits, LifecycleDefaults } from './options/relocatable.js';
+import { interval } from '../core/option-rules.js';
 
 /** The plugin's settings, read once at start from the environment (`Settable` in config.json). */
 export interface Config {
@@ -37,6 +38,8 @@ export interface Config {
   localcloudListen: { host: string; port: number };
   /** STOWAGE_MAX_SIZE_GIB and STOWAGE_MAX_IOPS: what a Create may cost, below EBS's own limits. */
   cost: CostLimits;
+  /** STOWAGE_BACKUP_DEFAULT and STOWAGE_BACKUP_MIN_INTERVAL: the lifecycle options' defaults and floors for a Create. */
+  lifecycle: LifecycleDefaults;
 }
 
 export interface Setting {
@@ -79,6 +82,8 @@ export const SETTINGS = {
   STOWAGE_METRICS_ADDR: { default: '', meaning: 'host:port for Prometheus metrics (empty: off; :port is 127.0.0.1 only, name a host for more)' },
   STOWAGE_MAX_SIZE_GIB: { default: '1024', meaning: 'largest relocatable volume a Create may ask for, in GiB (EBS allows up to 16384, io2 65536)' },
   STOWAGE_MAX_IOPS: { default: '16000', meaning: 'most provisioned IOPS a Create may ask for (gp3 allows up to 16000, io2 256000)' },
+  STOWAGE_BACKUP_DEFAULT: { default: 'off', meaning: 'backup interval of relocatable volumes whose Create gives no backup option: off, or such as 30m, 6h, 1d' },
+  STOWAGE_BACKUP_MIN_INTERVAL: { default: '1m', meaning: 'shortest backup interval a Create may ask for, such as 1m or 10s (below 1m: for tests)' },
 } as const satisfies Record<string, Setting>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -143,6 +148,24 @@ function count(env: Env, variable: SettingName, max: number): number {
   const value = read(env, variable);
   if (!/^[0-9]{1,4}$/.test(value) || Number(value) > max) return fail(variable, value, `a whole number from 0 to ${max}`);
   return Number(value);
+}
+
+/** A backup interval in the option's own syntax (`30s`, `30m`, `6h`, `1d`), at least minMs. */
+function backupInterval(env: Env, variable: SettingName, minMs: number): { text: string; ms: number } {
+  const value = read(env, variable);
+  try {
+    return { text: value, ms: interval(variable, value, minMs) };
+  } catch {
+    return fail(variable, value, `an interval such as 30m, 6h or 1d, at least ${minMs / 1000}s`);
+  }
+}
+
+/** STOWAGE_BACKUP_DEFAULT is checked against STOWAGE_BACKUP_MIN_INTERVAL now, not at every Create. */
+function lifecycleDefaults(env: Env): LifecycleDefaults {
+  const backupMinIntervalMs = backupInterval(env, 'STOWAGE_BACKUP_MIN_INTERVAL', 1000).ms;
+  const backup = read(env, 'STOWAGE_BACKUP_DEFAULT');
+  if (backup === 'off') return { backupMinIntervalMs };
+  return { backupMinIntervalMs, backup: backupInterval(env, 'STOWAGE_BACKUP_DEFAULT', backupMinIntervalMs).text };
 }
 
 function optionalPath(env: Env, variable: SettingName): string | undefined {
@@ -236,5 +259,6 @@ export function loadConfig(env: Env = process.env, defaults: { backend?: 'aws' |
     snapshotRetain: count(env, 'STOWAGE_SNAPSHOT_RETAIN', 1000),
     sharedDelete: flag(env, 'STOWAGE_SHARED_DELETE'),
     cost: { maxSizeGiB: bound(env, 'STOWAGE_MAX_SIZE_GIB', EBS_LIMITS.io2.maxSize), maxIops: bound(env, 'STOWAGE_MAX_IOPS', EBS_LIMITS.io2.iops!.max) },
+    lifecycle: lifecycleDefaults(env),
   };
 }

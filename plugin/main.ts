@@ -49,6 +49,7 @@ export async function startPlugin(options: PluginOptions): Promise<RunningPlugin
     log,
     defaultBacking: config.defaultBacking,
     cost: config.cost,
+    lifecycle: config.lifecycle,
     mountTimeoutMs: config.mountTimeoutMs,
     ...(options.unavailableBackings && { unavailableBackings: options.unavailableBackings }),
   });

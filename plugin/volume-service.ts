@@ -6,7 +6,7 @@ import { KeyedLock } from './keyed-lock.js';
 import type { Logger } from '../core/log.js';
 import { conflictingKeys } from './options/conflict.js';
 import { parseOptions } from './options/parse.js';
-import type { CostLimits } from './options/relocatable.js';
+import type { CostLimits, LifecycleDefaults } from './options/relocatable.js';
 import { type Backing } from '../core/volume-options.js';
 import type { RefcountStore } from './refcounts.js';
 
@@ -55,6 +55,8 @@ export interface VolumeServiceDeps {
   defaultBacking: Backing;
   /** The operator's bounds on what a Create may cost (STOWAGE_MAX_SIZE_GIB, STOWAGE_MAX_IOPS); default: EBS's own limits. */
   cost?: CostLimits;
+  /** Defaults and floors of the lifecycle options (STOWAGE_BACKUP_DEFAULT, STOWAGE_BACKUP_MIN_INTERVAL). */
+  lifecycle?: LifecycleDefaults;
   /** How long a Mount or Create may take before it must answer (dockerd's limit, minus a margin). */
   mountTimeoutMs: number;
   /** The same for the other calls, which dockerd gives 1 minute. */
@@ -97,7 +99,7 @@ export class VolumeService {
   async create(rawName: unknown, rawOptions: unknown): Promise<void> {
     const name = checkName(rawName);
     const log = this.deps.log.child({ volume: name, op: 'create' });
-    const parsed = parseOptions(rawOptions, this.deps.defaultBacking, this.deps.cost);
+    const parsed = parseOptions(rawOptions, this.deps.defaultBacking, this.deps.cost, this.deps.lifecycle);
     const ctx = this.context(log, this.deps.mountTimeoutMs);
     await this.lock.run(name, async () => {
       const existing = await this.find(name, ctx);

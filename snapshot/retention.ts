@@ -12,12 +12,22 @@ export interface RetainedSnapshot {
  * The one retention policy, used by the plugin after a move or a snapshot on unmount and by `stowage
  * gc`. Of one volume name's snapshots (newest first) it keeps the newest `keep` completed ones the
  * plugin took to move the volume, and names the older ones to delete. Never deleted: operator
- * snapshots and any other reason (backups are for people to delete), pending ones (a move may wait
+ * snapshots and any other reason (scheduled backups have their own count, backupsToPrune), pending ones (a move may wait
  * on one), and `protect`ed ones (a volume names them current or was restored from them).
  */
 export function snapshotsToPrune<T extends RetainedSnapshot>(newestFirst: readonly T[], keep: number, protect: ReadonlySet<string>): T[] {
   const movingAids = newestFirst.filter((s) => isMovingAid(s) && s.state === 'completed');
   return movingAids.slice(keep).filter((s) => !protect.has(s.id));
+}
+
+/**
+ * Scheduled backups of one name (newest first): the newest `keep` completed ones stay (the volume's
+ * `backupretain`); pending ones stay (a DR copy or a restore may wait on one), and so do `protect`ed
+ * ones: those a volume's tags name (a move's current data, a restore's source) and the sources of
+ * DR copies still pending. Operator snapshots and moving aids are never counted nor deleted here.
+ */
+export function backupsToPrune<T extends RetainedSnapshot>(newestFirst: readonly T[], keep: number, protect: ReadonlySet<string>): T[] {
+  return newestFirst.filter((s) => s.reason === 'backup' && s.state === 'completed').slice(keep).filter((s) => !protect.has(s.id));
 }
 
 /** A snapshot the plugin took to move its volume (not a backup): Remove deletes these with the volume. */

@@ -17,7 +17,7 @@ import { CloudError, PendingError, type ErrorContext } from '../core/errors.js';
 import type { OperationContext } from '../core/context.js';
 import { allPages } from '../aws/pages.js';
 import { Tags, type SnapshotReason } from '../core/schema/tags.js';
-import { isMovingAid, snapshotsToPrune } from './retention.js';
+import { backupsToPrune, isMovingAid, snapshotsToPrune } from './retention.js';
 import { snapshotTags, toStoredSnapshot, type StoredSnapshot } from '../core/schema/snapshot-record.js';
 
 export interface SnapshotStoreDeps {
@@ -175,6 +175,15 @@ export class SnapshotStore {
     return doomed.length;
   }
 
+  /** Scheduled backups (snapshot/retention.ts backupsToPrune) for one name: deletes what the policy names. */
+  async pruneBackups(name: string, keep: number, protect: ReadonlySet<string>, step: OperationContext): Promise<number> {
+    const all = await this.ofName(name, step);
+    const doomed = backupsToPrune(all, keep, protect);
+    for (const s of doomed) await this.delete(s.id, step);
+    if (doomed.length > 0) step.log.info({ deleted: doomed.map((s) => s.id), keep }, 'old backups deleted (backupretain)');
+    return doomed.length;
+  }
+
   /**
    * The volume as EC2 has it now, read after a write of our own: a Describe that shows our barrier
    * is no older than that write, so it shows every change made before it (EC2 is eventually
@@ -215,6 +224,7 @@ export class SnapshotStore {
       deadline: step.deadline,
       log: step.log,
       context,
+      ...(step.cancel && { cancel: step.cancel }),
       ...(this.deps.retry && { retry: this.deps.retry }),
     });
   }

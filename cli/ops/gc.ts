@@ -3,7 +3,8 @@ import { DeleteSnapshotCommand, DeleteVolumeCommand, DescribeInstancesCommand, D
 import { DeleteAccessPointCommand } from '@aws-sdk/client-efs';
 import { isUnfinishedCopy } from '../../core/schema/ebs-volume.js';
 import { Tags } from '../../core/schema/tags.js';
-import { snapshotsToPrune } from '../../snapshot/retention.js';
+import { backupsToPrune, snapshotsToPrune } from '../../snapshot/retention.js';
+import { DEFAULT_BACKUP_RETAIN } from '../../core/volume-options.js';
 import { describeError } from '../../core/errors.js';
 import type { ParsedArgs } from './args.js';
 import type { OpsCommand } from './command.js';
@@ -30,7 +31,7 @@ export interface GcAction {
  * What to clean in one region. Only the cluster's resources are read, so only they can be named;
  * nothing attached, creating or still pending is ever touched.
  */
-export function planRegion(inv: RegionInventory, retain: number, goneInstances: Set<string>): GcAction[] {
+export function planRegion(inv: RegionInventory, retain: number, goneInstances: Set<string>, copySources: ReadonlySet<string> = new Set()): GcAction[] {
   const actions: GcAction[] = [];
   const region = inv.region;
   for (const group of groupVolumes(inv.volumes)) {
@@ -48,14 +49,24 @@ export function planRegion(inv: RegionInventory, retain: number, goneInstances: 
       actions.push({ kind: 'detach', region, name: v.name, id: v.id, instance: v.attachment.instanceId, reason: `instance ${v.attachment.instanceId} is terminated` });
     }
   }
-  // A snapshot a volume's tags point at (restored from, or holding its current data) is never garbage.
-  const referenced = new Set(inv.volumes.flatMap((v) => Object.values(v.tags).filter((value) => value.startsWith('snap-'))));
+  // A snapshot a volume's tags point at (restored from, or holding its current data), or that a DR
+  // copy still being made reads from, is never garbage.
+  const referenced = new Set([
+    ...inv.volumes.flatMap((v) => [...Object.values(v.tags).filter((value) => value.startsWith('snap-')), ...(v.restoredFrom ? [v.restoredFrom] : [])]),
+    ...copySources,
+  ]);
   // The plugin's own retention policy, per name: operator snapshots are backups and never go.
   const byName = new Map<string, (SnapshotRecord & { reason: string | undefined })[]>();
   for (const s of inv.snapshots) byName.set(s.name, [...(byName.get(s.name) ?? []), { ...s, reason: s.tags[Tags.snapshotReason] }]);
+  const current = new Map(groupVolumes(inv.volumes).map((g) => [g.name, g.current]));
   for (const [name, snapshots] of byName) {
     for (const s of snapshotsToPrune(snapshots, retain, referenced)) {
       actions.push({ kind: 'delete-snapshot', region, name, id: s.id, reason: `beyond retention: the ${retain} newest moving snapshot(s) of ${name} are kept (operator snapshots are never deleted)` });
+    }
+    // A removed volume's backups are kept as its backupretain default says: they may be all that is left.
+    const keepBackups = current.get(name)?.backupRetain ?? DEFAULT_BACKUP_RETAIN;
+    for (const s of backupsToPrune(snapshots, keepBackups, referenced)) {
+      actions.push({ kind: 'delete-snapshot', region, name, id: s.id, reason: `beyond retention: the ${keepBackups} newest backups of ${name} are kept (backupretain)` });
     }
   }
   for (const s of inv.snapshots) {
@@ -134,7 +145,9 @@ const USAGE = `Usage: stowage gc [--apply] [--retain N] [--shared-root PATH [--r
 
 Lists what Stowage left behind, and with --apply removes it: volumes superseded by a cross-zone
 move (detached ones only), snapshots beyond retention (the newest N completed per volume are kept,
-and any snapshot a volume's tags point at), failed snapshots and access points, and attachments of
+and any snapshot a volume's tags point at), scheduled backups beyond each volume's backupretain
+(never operator snapshots, never the source of a DR copy still pending in a region read), failed
+snapshots and access points, and attachments of
 terminated instances. Dry run by default. Touches only resources with the cluster's tag.
 --retain defaults to STOWAGE_SNAPSHOT_RETAIN, else 1. With --shared-root (where an EFS file system
 or NFS export is mounted, e.g. /mnt/stowage/.shares/fs-…), also the data that Remove kept aside
@@ -153,9 +166,18 @@ async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
   if (!/^[0-9]{1,4}$/.test(retainText)) throw new UsageError(`--retain ${JSON.stringify(retainText)}: a whole number of snapshots to keep per volume`);
   const retain = Number(retainText);
   const applying = args.flags.has('apply');
+  const read = await inEveryRegion(ctx, (t) => readRegion(ctx, t));
+  // A backup is the source of DR copies in other regions: one still being copied must stay.
+  const copySources = new Set(
+    read.flatMap((r) => (r.ok ? r.value.snapshots : []))
+      .filter((s) => s.tags[Tags.snapshotReason] === 'dr-copy' && s.state === 'pending' && s.tags[Tags.sourceSnapshot])
+      .map((s) => s.tags[Tags.sourceSnapshot]!),
+  );
   const results = await inEveryRegion(ctx, async (t) => {
-    const inv = await readRegion(ctx, t);
-    const actions = planRegion(inv, retain, await goneInstances(ctx, t, inv));
+    const got = read.find((r) => r.region === t.region)!;
+    if (!got.ok) throw got.error;
+    const inv = got.value;
+    const actions = planRegion(inv, retain, await goneInstances(ctx, t, inv), copySources);
     const failures: { action: GcAction; error: string }[] = [];
     if (applying) {
       // One at a time: gc is never in a hurry, and the mutating calls have the smallest EC2 budgets.

@@ -52,12 +52,6 @@ export const Tags = {
    * (EC2 is eventually consistent). Written after create by the mover; read only by it.
    */
   readBarrier: 'stowage:read-barrier',
-  /**
-   * MiB the filesystem spans, as the node holding the volume measured it. Written after create by
-   * that node after the first mount and after each growth (a modification made the volume bigger);
-   * read by Status and `stowage inspect`.
-   */
-  filesystemMiB: 'stowage:fs-size-mib',
   /** Scheduled backups: interval (`6h`), backups kept, DR region, initialization rate, root owner `uid:gid:mode`. Written at create; a move's copy carries them on. */
   backup: 'stowage:backup',
   backupRetain: 'stowage:backup-retain',
@@ -74,6 +68,12 @@ export const Tags = {
   coversAttach: 'stowage:covers-attach',
   /** Why it was taken (SnapshotReason). Written at create; read by retention, Remove and gc. */
   snapshotReason: 'stowage:snapshot-reason',
+  /**
+   * On the snapshot `stowage restore` keeps of a volume it replaces: the snapshot it was replaced
+   * from. Written at create by restore (reason `operator`: only a person deletes it); read by a
+   * rerun of that restore, which resumes instead of snapshotting again.
+   */
+  replacedBy: 'stowage:replaced-by',
   /**
    * DR copies (reason `dr-copy`) in the DR region: the region and backup they were copied from, and
    * that backup's start time (ISO 8601), the moment whose data the copy holds (its RPO). Written at
@@ -95,7 +95,7 @@ export const Tags = {
 export type TagKey = (typeof Tags)[keyof typeof Tags];
 
 /** Keys written on a resource after it was created (CreateTags); the IAM policy allows only these. */
-export const TAGS_WRITTEN_AFTER_CREATE: readonly TagKey[] = [Tags.snapshotCurrent, Tags.formatted, Tags.lastAttach, Tags.readBarrier, Tags.heartbeat, Tags.filesystemMiB];
+export const TAGS_WRITTEN_AFTER_CREATE: readonly TagKey[] = [Tags.snapshotCurrent, Tags.formatted, Tags.lastAttach, Tags.readBarrier, Tags.heartbeat];
 
 /** Keys Stowage deletes (DeleteTags); the IAM policy allows only these. */
 export const TAGS_DELETED: readonly TagKey[] = [Tags.snapshotCurrent, Tags.blank];
@@ -124,9 +124,10 @@ export const FOREIGN_TAGS = {
 /**
  * Why a snapshot was taken. `unmount` and `move` are the plugin's means of moving a volume, which
  * move retention prunes; `operator` ones (`stowage snapshot`) are backups that only a person deletes;
- * `dr-copy` ones are backups copied to the DR region, which DR retention keeps `backupretain` of.
+ * `dr-copy` ones are backups copied to the DR region, which DR retention keeps `backupretain` of;
+ * `backup` ones are the scheduled backups (`--opt backup`), of which retention keeps `backupretain`.
  */
-export type SnapshotReason = 'unmount' | 'move' | 'operator' | 'dr-copy';
+export type SnapshotReason = 'unmount' | 'move' | 'operator' | 'dr-copy' | 'backup';
 export const MOVE_REASONS: readonly SnapshotReason[] = ['unmount', 'move'];
 
 /** The AWS console's `Name` tag Stowage gives what it creates (not part of the schema's contract). */

@@ -49,18 +49,6 @@ export class RecordingHost implements Host {
   async deviceHeldBy(): Promise<string | undefined> {
     throw new Error('not used by shared drivers');
   }
-  async setRootOwner(): Promise<void> {
-    throw new Error('not used by shared drivers');
-  }
-  async deviceSize(): Promise<number> {
-    throw new Error('not used by shared drivers');
-  }
-  async filesystemSize(): Promise<number> {
-    throw new Error('not used by shared drivers');
-  }
-  async growFilesystem(): Promise<void> {
-    throw new Error('not used by shared drivers');
-  }
   async mount(): Promise<void> {
     throw new Error('not used by shared drivers');
   }
@@ -74,6 +62,12 @@ export class RecordingHost implements Host {
     return undefined;
   }
   async sync(): Promise<void> {}
+  async freeze(): Promise<void> {
+    throw new Error('not used by shared drivers');
+  }
+  async thaw(): Promise<void> {
+    throw new Error('not used by shared drivers');
+  }
 
   withLog(): Host {
     return this;
