@@ -129,6 +129,7 @@ const RESOURCES_OF: Record<string, string[]> = {
   'ec2:CreateVolume': ['volume', 'snapshot'],
   'ec2:DeleteVolume': ['volume'],
   'ec2:CreateSnapshot': ['volume', 'snapshot'],
+  'ec2:CopySnapshot': ['snapshot'],
   'ec2:DeleteSnapshot': ['snapshot'],
   // Volumes and snapshots at create; later snapshot-current on volumes, the heartbeat on instances.
   'ec2:CreateTags': ['volume', 'snapshot', 'instance'],
