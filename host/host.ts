@@ -87,6 +87,14 @@ export interface Host {
   freeze(mountpoint: string): Promise<void>;
   /** `fsfreeze -u`; a filesystem that is not frozen is left as it is (thawing twice is no error). */
   thaw(mountpoint: string): Promise<void>;
+  /** Owner and mode of a mounted filesystem's root: set once, on a fresh volume, for images that run as a non-root user. */
+  setRootOwner(mountpoint: string, owner: { uid: number; gid: number; mode: string }): Promise<void>;
+  /** Bytes of a block device as the kernel sees it now (more after an EBS modification grew the volume). */
+  deviceSize(device: string): Promise<number>;
+  /** Bytes a filesystem spans by its own block count (not df's figure, which leaves out metadata); `mountpoint` where it is mounted. */
+  filesystemSize(device: string, fs: Filesystem, mountpoint?: string): Promise<number>;
+  /** Grows a mounted filesystem online to fill its device (resize2fs, xfs_growfs); open files are unaffected. */
+  growFilesystem(device: string, mountpoint: string, fs: Filesystem): Promise<void>;
   /**
    * Undefined when an exclusive open of the block device succeeds: nothing mounts or claims it, in
    * any mount namespace. Otherwise who holds it, as far as can be found from here. A path that is

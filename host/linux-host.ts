@@ -1,4 +1,4 @@
-import { mkdir, open, readFile, realpath, stat } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { DataSafetyError, HostError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/log.js';
@@ -6,6 +6,7 @@ import type { Filesystem } from '../core/volume-options.js';
 import { isErrno } from './errno.js';
 import { deviceHeldBy } from './exclusive-open.js';
 import { CommandError, DEFAULT_TIMEOUT_MS, runCommand, type ExecRunner } from './exec.js';
+import { deviceSize, filesystemSize, growFilesystem } from './filesystem-growth.js';
 import type { DeviceProbe, Host, MountEntry, UnmountOptions } from './host.js';
 import { describeHolders, findHolders, isUnder } from './holders.js';
 import { readMountinfo } from './mountinfo.js';
@@ -286,6 +287,31 @@ export function createLinuxHost(options: LinuxHostOptions): Host {
         if (err instanceof CommandError && NOT_FROZEN.test(err.stderr)) return;
         throw err;
       }
+    },
+
+    async setRootOwner(mountpoint, owner) {
+      requireAbsolute(mountpoint, 'mount point');
+      await chown(mountpoint, owner.uid, owner.gid);
+      await chmod(mountpoint, Number.parseInt(owner.mode, 8));
+      log.info({ target: mountpoint, ...owner }, 'set the owner and mode of the filesystem root');
+    },
+
+    deviceSize(device) {
+      requireAbsolute(device, 'device');
+      return deviceSize(device, sysDir);
+    },
+
+    filesystemSize(device, fs, mountpoint) {
+      requireAbsolute(device, 'device');
+      if (mountpoint !== undefined) requireAbsolute(mountpoint, 'mount point');
+      return filesystemSize(exec, device, fs, mountpoint);
+    },
+
+    async growFilesystem(device, mountpoint, fs) {
+      requireAbsolute(device, 'device');
+      requireAbsolute(mountpoint, 'mount point');
+      await growFilesystem(exec, device, mountpoint, fs);
+      log.info({ device, target: mountpoint, fs }, 'grew the filesystem to fill its device');
     },
   };
 

@@ -52,6 +52,12 @@ export const Tags = {
    * (EC2 is eventually consistent). Written after create by the mover; read only by it.
    */
   readBarrier: 'stowage:read-barrier',
+  /**
+   * MiB the filesystem spans, as the node holding the volume measured it. Written after create by
+   * that node after the first mount and after each growth (a modification made the volume bigger);
+   * read by Status and `stowage inspect`.
+   */
+  filesystemMiB: 'stowage:fs-size-mib',
   /** Scheduled backups: interval (`6h`), backups kept, DR region, initialization rate, root owner `uid:gid:mode`. Written at create; a move's copy carries them on. */
   backup: 'stowage:backup',
   backupRetain: 'stowage:backup-retain',
@@ -95,7 +101,7 @@ export const Tags = {
 export type TagKey = (typeof Tags)[keyof typeof Tags];
 
 /** Keys written on a resource after it was created (CreateTags); the IAM policy allows only these. */
-export const TAGS_WRITTEN_AFTER_CREATE: readonly TagKey[] = [Tags.snapshotCurrent, Tags.formatted, Tags.lastAttach, Tags.readBarrier, Tags.heartbeat];
+export const TAGS_WRITTEN_AFTER_CREATE: readonly TagKey[] = [Tags.snapshotCurrent, Tags.formatted, Tags.lastAttach, Tags.readBarrier, Tags.heartbeat, Tags.filesystemMiB];
 
 /** Keys Stowage deletes (DeleteTags); the IAM policy allows only these. */
 export const TAGS_DELETED: readonly TagKey[] = [Tags.snapshotCurrent, Tags.blank];

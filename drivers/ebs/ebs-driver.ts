@@ -18,6 +18,7 @@ import { Attacher } from './attacher.js';
 import { Detacher } from './detacher.js';
 import { DeviceNameAllocator } from './device-names.js';
 import { EbsCalls } from './ebs-calls.js';
+import { FilesystemGrowth } from './fs-growth.js';
 import { Fencing } from './fencing.js';
 import { HolderWait } from './holder.js';
 import { MountFlight } from './mount-flight.js';
@@ -55,6 +56,8 @@ export interface EbsDriverDeps {
   snapshotRetain?: number;
   /** Attachments in flight, fences and move stages for Prometheus (noMetrics when off). */
   metrics?: WorkMetrics;
+  /** How often the volumes mounted here are checked for a device grown by a modification (default 30 s). */
+  growCheckMs?: number;
   /** Tests: the cross-zone mover's crash hook (see ZoneMover). */
   afterMoveStep?: (step: MoveStep, name: string) => Promise<void> | void;
   /** Scheduled backups: how often the schedule is looked at, the DR copies, a test's hook in the freeze window. */
@@ -90,6 +93,7 @@ class EbsDriverImpl implements EbsDriver {
   private readonly detacher: Detacher;
   private readonly remover: VolumeRemover;
   private readonly backups: BackupScheduler;
+  private readonly growth: FilesystemGrowth;
 
   constructor(private readonly deps: EbsDriverDeps) {
     const { ec2, counter, cluster, host, log, metrics } = deps;
@@ -130,7 +134,8 @@ class EbsDriverImpl implements EbsDriver {
     const holder = new HolderWait({ calls, fencing: this.fencing, ...(metrics && { metrics }) });
     this.views = new VolumeViews((name) => this.mountpointOf(name), (name) => this.flight.moveOf(name));
     this.creator = new VolumeCreator({ calls, catalog, cluster, zone });
-    this.mounter = new Mounter({ calls, host, catalog, snapshots, mover, attacher, holder, me: this.me, zone, pollInitialMs });
+    this.growth = new FilesystemGrowth({ host, calls, catalog, mountRoot: deps.mountRoot, log, intervalMs: deps.growCheckMs ?? 30_000 });
+    this.mounter = new Mounter({ calls, host, catalog, snapshots, mover, attacher, holder, growth: this.growth, me: this.me, zone, pollInitialMs });
     this.detacher = new Detacher({ calls, host, catalog, names, snapshots, me: this.me, snapshotOnUnmount: deps.snapshotOnUnmount ?? false, snapshotRetain });
     this.remover = new VolumeRemover({ calls, host, catalog, snapshots });
     this.backups = createBackupScheduler({ catalog, snapshots, host, me: this.me, mountRoot: deps.mountRoot, mountpointOf: (name) => this.mountpointOf(name), log, now, ...deps.backups });
@@ -139,11 +144,12 @@ class EbsDriverImpl implements EbsDriver {
   start(): void {
     this.fencing.start();
     this.backups.start();
+    this.growth.start();
   }
 
   stop(): Promise<void> {
     this.fencing.stop();
-    return Promise.all([this.detacher.stop(), this.backups.stop()]).then(() => undefined);
+    return Promise.all([this.detacher.stop(), this.growth.stop(), this.backups.stop()]).then(() => undefined);
   }
 
   async releaseUnmounted(ctx: OperationContext): Promise<void> {
@@ -184,7 +190,7 @@ class EbsDriverImpl implements EbsDriver {
     return this.flight.mount(name, ctx, async (progress) => {
       progress.doing = 'stopping the detach left to the background';
       await this.detacher.cancelBackground(name);
-      return this.mounter.mount(name, this.mountpointOf(name), ctx, progress);
+      return this.growth.excluding(name, () => this.mounter.mount(name, this.mountpointOf(name), ctx, progress));
     });
   }
 
@@ -209,13 +215,13 @@ class EbsDriverImpl implements EbsDriver {
         throw new PendingError(`a mount of ${name} is still in progress (${mounting.progress.doing}); unmount again once it ends`, mounting.progress.context);
       }
     }
-    await this.backups.withVolume(name, () => this.detacher.unmount(name, this.mountpointOf(name), ctx));
+    await this.backups.withVolume(name, () => this.growth.excluding(name, () => this.detacher.unmount(name, this.mountpointOf(name), ctx)));
     this.backups.unmounted(name);
   }
 
   async remove(name: string, ctx: OperationContext): Promise<void> {
     if (this.flight.has(name)) throw new VolumeBusyError(`volume ${name} is being mounted on this node`, {});
-    return this.remover.remove(name, this.mountpointOf(name), ctx);
+    return this.growth.excluding(name, () => this.remover.remove(name, this.mountpointOf(name), ctx));
   }
 }
 

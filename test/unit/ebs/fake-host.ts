@@ -2,6 +2,8 @@ import type { DeviceProbe, Host, MountEntry } from '../../../host/host.js';
 import { HostError } from '../../../core/errors.js';
 import type { Filesystem } from '../../../core/volume-options.js';
 
+const GiB = 1024 ** 3;
+
 /** A Host whose devices are a map from volume id to device path; records every call. */
 export class FakeHost implements Host {
   readonly calls: string[] = [];
@@ -23,6 +25,14 @@ export class FakeHost implements Host {
 
   /** Devices by kernel name, as on Xen, where the requested name is the fallback: any disk may hold one. */
   readonly byName = new Map<string, string>();
+  /** mountpoint → owner and mode set on its root. */
+  readonly rootOwners = new Map<string, { uid: number; gid: number; mode: string }>();
+  /** device → bytes, as the kernel sees it (1 GiB when not set); a test grows it as an EBS modification would. */
+  readonly deviceBytes = new Map<string, number>();
+  /** device → bytes its filesystem spans (the device's size after mkfs or a grow). */
+  readonly filesystemBytes = new Map<string, number>();
+  /** Devices whose grow fails, as resize2fs does on a damaged filesystem. */
+  readonly growFails = new Set<string>();
 
   async findDevice(volumeId: string, requestedName?: string): Promise<string | undefined> {
     this.calls.push(`findDevice ${volumeId} ${requestedName ?? ''}`.trim());
@@ -83,6 +93,23 @@ export class FakeHost implements Host {
   async deviceHeldBy(device: string): Promise<string | undefined> {
     this.calls.push(`deviceHeldBy ${device}`);
     return this.busyDevices.has(device) ? 'mounted at /srv/elsewhere in the mount namespace of pid 77 (postgres)' : undefined;
+  }
+
+  async setRootOwner(mountpoint: string, owner: { uid: number; gid: number; mode: string }): Promise<void> {
+    this.calls.push(`setRootOwner ${mountpoint} ${owner.uid}:${owner.gid}:${owner.mode}`);
+    this.rootOwners.set(mountpoint, owner);
+  }
+  // Size reads are not in `calls`: the grow check runs at every Mount, and the call lists say what a Mount does to the device.
+  async deviceSize(device: string): Promise<number> {
+    return this.deviceBytes.get(device) ?? GiB;
+  }
+  async filesystemSize(device: string): Promise<number> {
+    return this.filesystemBytes.get(device) ?? GiB;
+  }
+  async growFilesystem(device: string, mountpoint: string, fs: Filesystem): Promise<void> {
+    this.calls.push(`growFilesystem ${device} ${mountpoint} ${fs}`);
+    if (this.growFails.has(device)) throw new HostError(`resize2fs ${device} failed (exit code 1)`);
+    this.filesystemBytes.set(device, await this.deviceSize(device));
   }
 
   withLog(): Host {

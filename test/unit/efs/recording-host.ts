@@ -49,6 +49,18 @@ export class RecordingHost implements Host {
   async deviceHeldBy(): Promise<string | undefined> {
     throw new Error('not used by shared drivers');
   }
+  async setRootOwner(): Promise<void> {
+    throw new Error('not used by shared drivers');
+  }
+  async deviceSize(): Promise<number> {
+    throw new Error('not used by shared drivers');
+  }
+  async filesystemSize(): Promise<number> {
+    throw new Error('not used by shared drivers');
+  }
+  async growFilesystem(): Promise<void> {
+    throw new Error('not used by shared drivers');
+  }
   async mount(): Promise<void> {
     throw new Error('not used by shared drivers');
   }
