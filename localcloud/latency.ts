@@ -11,7 +11,12 @@ export interface Latency {
   attach(): number;
   detach(): number;
   deleteVolume(): number;
+  /** A modification's `modifying` stage; the new size is usable after it. */
   modifyVolume(): number;
+  /** A modification's `optimizing` stage, for a volume of `gib` GiB. */
+  optimizeVolume(gib: number): number;
+  /** Loading the blocks of a volume restored from a snapshot of `bytes`, at `rateMiBs` when provisioned. */
+  initializeVolume(bytes: number, rateMiBs: number | undefined): number;
   /** bytes: data written to the volume since its previous snapshot */
   snapshot(bytes: number): number;
   /** bytes: data of the source snapshot not yet in the destination region (a first copy is whole) */
@@ -32,6 +37,9 @@ export function latency(mode: LatencyMode): Latency {
       detach: none,
       deleteVolume: none,
       modifyVolume: none,
+      optimizeVolume: none,
+      // A provisioned rate is what the parameter buys: kept even here, so its status can be watched.
+      initializeVolume: (bytes, rate) => (rate ? (bytes / (rate * 1024 * 1024)) * 1000 : 0),
       snapshot: none,
       copySnapshot: none,
       efsResource: none,
@@ -46,6 +54,12 @@ export function latency(mode: LatencyMode): Latency {
     detach: between(1000, 4000),
     deleteVolume: between(500, 1500),
     modifyVolume: between(5000, 10000),
+    // AWS gives no figure for `optimizing` beyond "minutes to hours, longer for large volumes";
+    // half a minute plus a second per GiB is an assumption of ours, not a measurement.
+    optimizeVolume: (gib) => 30_000 + gib * 1000,
+    // The provisioned rate (100–300 MiB/s) is EBS's promise; without one EBS loads blocks on first
+    // touch at no published rate: 30 MiB/s here is an assumption.
+    initializeVolume: (bytes, rate) => (bytes / ((rate ?? 30) * 1024 * 1024)) * 1000,
     snapshot: (bytes) => 3000 + (bytes / (40 * 1024 * 1024)) * 1000,
     // AWS publishes no figure for a standard (best-effort) copy to another region; a minute before
     // anything moves and about 20 MiB/s after it is what small copies show, incremental after the first

@@ -39,8 +39,8 @@ export async function advance(cloud: Cloud): Promise<void> {
     if (a?.state === 'attaching' && !a.stuck && a.due <= now) await connect(cloud, v, a);
     if (a?.state === 'detaching' && a.due <= now) await disconnect(cloud, v, a);
     const m = v.modification;
-    if (m?.state === 'modifying' && m.due <= now) Object.assign(m, { state: 'optimizing', due: now + cloud.latency.modifyVolume() });
-    if (m?.state === 'optimizing' && m.due <= now) m.state = 'completed';
+    if (m?.state === 'modifying' && m.due <= now) Object.assign(m, { state: 'optimizing', due: now + (m.optimizingMs ?? 0) });
+    if (m?.state === 'optimizing' && m.due <= now) Object.assign(m, { state: 'completed', endTime: new Date(now).toISOString() });
     if (v.state === 'deleting' && v.due <= now) await eraseVolume(cloud, v);
   }
   for (const s of cloud.state.snapshots) if (s.state === 'pending' && s.due <= now) s.state = 'completed';

@@ -46,6 +46,10 @@ export interface Modification {
   state: 'modifying' | 'optimizing' | 'completed';
   startTime: string;
   due: number;
+  /** how long `optimizing` lasts once reached (absent in state written before it was modelled) */
+  optimizingMs?: number;
+  /** when it reached `completed`, ISO 8601 */
+  endTime?: string;
   original: VolumeConfig;
   target: VolumeConfig;
 }
@@ -62,6 +66,15 @@ export interface Volume extends VolumeConfig {
   tags: Tags;
   attachment?: Attachment;
   modification?: Modification;
+  /** a volume restored from a snapshot loads its blocks from it meanwhile (DescribeVolumeStatus) */
+  initialization?: Initialization;
+}
+
+export interface Initialization {
+  /** VolumeInitializationRate (MiB/s) when provisioned */
+  rate?: number;
+  start: number;
+  due: number;
 }
 
 /** A CreateVolume ClientToken, kept after its volume is deleted, as EC2 keeps them. */

@@ -220,6 +220,8 @@ export class ZoneMover {
             Encrypted: source.encrypted,
             ...(source.kmskeyid !== undefined && { KmsKeyId: source.kmskeyid }),
             ...(snapshotId !== undefined && { SnapshotId: snapshotId }),
+            // Only with a snapshot: EC2 refuses an initialization rate for a blank volume.
+            ...(snapshotId !== undefined && source.initRate !== undefined && { VolumeInitializationRate: source.initRate }),
             TagSpecifications: volumeTagSpecification(tags),
             ClientToken: copyToken(this.deps.cluster, source.name, generation, source.id, snapshotId, salt),
           }),

@@ -42,6 +42,8 @@ export class VolumeCreator {
             Encrypted: options.encrypted,
             ...(options.kmskeyid !== undefined && { KmsKeyId: options.kmskeyid }),
             ...(options.snapshot !== undefined && { SnapshotId: options.snapshot }),
+            // Only with a snapshot: EC2 refuses an initialization rate for a blank volume.
+            ...(options.snapshot !== undefined && options.initrate !== undefined && { VolumeInitializationRate: options.initrate }),
             TagSpecifications: volumeTagSpecification(tags),
             ClientToken: token,
           }),

@@ -5,6 +5,8 @@ import { copySnapshot } from './copy-snapshot.js';
 import * as instances from './instances.js';
 import * as snapshots from './snapshots.js';
 import * as tags from './tags.js';
+import * as modifications from './volume-modifications.js';
+import { describeVolumeStatus } from './volume-status.js';
 import * as volumes from './volumes.js';
 
 export type Ec2Action = (cloud: Cloud, p: Params) => Promise<Record<string, XmlValue>>;
@@ -23,7 +25,9 @@ export const EC2_ACTIONS: Record<string, Ec2Action> = {
   AttachVolume: volumes.attachVolume,
   DetachVolume: volumes.detachVolume,
   DeleteVolume: volumes.deleteVolume,
-  ModifyVolume: volumes.modifyVolume,
+  ModifyVolume: modifications.modifyVolume,
+  DescribeVolumesModifications: modifications.describeVolumesModifications,
+  DescribeVolumeStatus: describeVolumeStatus,
   CreateSnapshot: snapshots.createSnapshot,
   CopySnapshot: copySnapshot,
   DescribeSnapshots: snapshots.describeSnapshots,

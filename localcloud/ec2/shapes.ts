@@ -31,6 +31,7 @@ export function volumeXml(cloud: Cloud, v: Volume): Record<string, XmlValue> {
     encrypted: v.encrypted,
     kmsKeyId: v.kmsKeyId,
     multiAttachEnabled: false,
+    volumeInitializationRate: v.initialization?.rate,
   };
 }
 

@@ -1,7 +1,7 @@
 import { open, rm } from 'node:fs/promises';
 import { isoNow, type Cloud } from '../cloud.js';
 import { ApiError } from '../errors.js';
-import { refreshLoopSize, sparseCopy } from '../loop.js';
+import { sparseCopy } from '../loop.js';
 import type { Params } from '../query.js';
 import { newId, type Volume, type VolumeConfig } from '../state.js';
 import type { XmlValue } from '../xml.js';
@@ -11,7 +11,7 @@ import { specifiedTags } from './tags.js';
 
 const GiB = 1024 ** 3;
 
-interface TypeLimits {
+export interface TypeLimits {
   size: [number, number];
   iops?: [number, number];
   iopsRequired?: boolean;
@@ -19,7 +19,7 @@ interface TypeLimits {
 }
 
 /** Limits of each EBS volume type, from the EBS user guide. */
-const TYPES: Record<string, TypeLimits> = {
+export const TYPES: Record<string, TypeLimits> = {
   gp3: { size: [1, 16384], iops: [3000, 16000], throughput: [125, 1000] },
   gp2: { size: [1, 16384] },
   io1: { size: [4, 16384], iops: [100, 64000], iopsRequired: true },
@@ -34,7 +34,7 @@ function range(name: string, v: number, [lo, hi]: [number, number]): void {
 }
 
 /** Checks a volume configuration as EC2 does and fills in the type's defaults. */
-function volumeConfig(size: number, type: string, iops: number | undefined, throughput: number | undefined): VolumeConfig {
+export function volumeConfig(size: number, type: string, iops: number | undefined, throughput: number | undefined): VolumeConfig {
   const limits = TYPES[type];
   if (!limits) throw new ApiError('InvalidParameterValue', `Value (${type}) for parameter volumeType is invalid. Valid types: ${Object.keys(TYPES).join(', ')}.`);
   if (size < limits.size[0]) throw new ApiError('InvalidParameterValue', `Volume of ${size}GiB is too small; minimum is ${limits.size[0]}GiB.`);
@@ -51,7 +51,7 @@ function volumeConfig(size: number, type: string, iops: number | undefined, thro
   return { size, type, iops };
 }
 
-async function sizeFile(file: string, gib: number): Promise<void> {
+export async function sizeFile(file: string, gib: number): Promise<void> {
   const fh = await open(file, 'a', 0o600);
   try {
     await fh.truncate(gib * GiB);
@@ -76,9 +76,14 @@ export async function createVolume(cloud: Cloud, p: Params): Promise<Record<stri
   if (p.str('KmsKeyId') && !encrypted)
     throw new ApiError('InvalidParameterDependency', 'The parameter KmsKeyId requires the parameter Encrypted to be set.');
   const tags = specifiedTags(p, 'volume');
+  const initRate = p.int('VolumeInitializationRate');
+  // EC2 initializes only what a snapshot holds: a blank volume has nothing to load.
+  if (initRate !== undefined && !snap)
+    throw new ApiError('InvalidParameterCombination', 'The parameter VolumeInitializationRate is supported only for volumes created from a snapshot.');
+  if (initRate !== undefined) range('volumeInitializationRate', initRate, [100, 300]);
 
   const clientToken = p.str('ClientToken');
-  const fingerprint = JSON.stringify({ zone, snapshotId, size: p.int('Size'), config, encrypted, kmsKeyId, tags });
+  const fingerprint = JSON.stringify({ zone, snapshotId, size: p.int('Size'), config, encrypted, kmsKeyId, initRate, tags });
   // EC2 remembers a token after its volume is gone: a retry with the same parameters answers the
   // original volume ("the result might contain updated information, such as the current creation
   // status"), other parameters fail with IdempotentParameterMismatch. A token lives at least 24 hours
@@ -107,6 +112,7 @@ export async function createVolume(cloud: Cloud, p: Params): Promise<Record<stri
     due: Date.now() + cloud.latency.createVolume(),
     createTime: isoNow(),
     tags,
+    ...(snap && { initialization: { ...(initRate !== undefined && { rate: initRate }), start: Date.now(), due: Date.now() + cloud.latency.initializeVolume(snap.volumeSize * GiB, initRate) } }),
   };
   cloud.state.volumes.push(volume);
   if (clientToken) cloud.state.clientTokens.push({ token: clientToken, fingerprint, volume: structuredClone(volume) });
@@ -201,44 +207,4 @@ export async function deleteVolume(cloud: Cloud, p: Params): Promise<Record<stri
 export async function eraseVolume(cloud: Cloud, volume: Volume): Promise<void> {
   await rm(cloud.paths.volumeImage(volume.id), { force: true });
   cloud.state.volumes = cloud.state.volumes.filter((v) => v !== volume);
-}
-
-export async function modifyVolume(cloud: Cloud, p: Params): Promise<Record<string, XmlValue>> {
-  const volume = cloud.volume(p.required('VolumeId'));
-  if (volume.state !== 'available') throw new ApiError('IncorrectState', `The volume '${volume.id}' is in the '${volume.state}' state.`);
-  if (volume.modification && volume.modification.state !== 'completed')
-    throw new ApiError('IncorrectModificationState', `Volume ${volume.id} is already being modified.`);
-  const type = p.str('VolumeType') ?? volume.type;
-  const keep = <T>(v: T | undefined, flag: keyof TypeLimits) => (type === volume.type && TYPES[type]?.[flag] ? v : undefined);
-  const size = p.int('Size') ?? volume.size;
-  if (size < volume.size) throw new ApiError('InvalidParameterValue', `New size cannot be smaller than existing size`);
-  const target = volumeConfig(size, type, p.int('Iops') ?? keep(volume.iops, 'iops'), p.int('Throughput') ?? keep(volume.throughput, 'throughput'));
-  const original: VolumeConfig = { size: volume.size, type: volume.type, iops: volume.iops, throughput: volume.throughput };
-  if (JSON.stringify(target) === JSON.stringify(original))
-    throw new ApiError('InvalidParameterCombination', 'New configuration is identical to the current configuration.');
-  if (size > volume.size) {
-    await sizeFile(cloud.paths.volumeImage(volume.id), size);
-    if (volume.attachment?.loop) await refreshLoopSize(volume.attachment.loop);
-  }
-  Object.assign(volume, target);
-  const startTime = isoNow();
-  volume.modification = { state: 'modifying', startTime, due: Date.now() + cloud.latency.modifyVolume(), original, target };
-  return {
-    volumeModification: {
-      volumeId: volume.id,
-      modificationState: 'modifying',
-      targetSize: target.size,
-      targetIops: target.iops,
-      targetVolumeType: target.type,
-      targetThroughput: target.throughput,
-      targetMultiAttachEnabled: false,
-      originalSize: original.size,
-      originalIops: original.iops,
-      originalVolumeType: original.type,
-      originalThroughput: original.throughput,
-      originalMultiAttachEnabled: false,
-      progress: 0,
-      startTime,
-    },
-  };
 }

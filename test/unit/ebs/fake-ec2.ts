@@ -149,7 +149,9 @@ export class FakeEc2 {
    * As EC2: a token is remembered with its parameters after its volume is gone; the same token with
    * the same parameters answers that volume (deleted or not), with others IdempotentParameterMismatch.
    */
-  handleCreateVolume(input: { ClientToken?: string; SnapshotId?: string; AvailabilityZone?: string; Size?: number; VolumeType?: string; Iops?: number; Throughput?: number; Encrypted?: boolean; TagSpecifications?: { Tags?: Tag[] }[] }) {
+  handleCreateVolume(input: { ClientToken?: string; SnapshotId?: string; AvailabilityZone?: string; Size?: number; VolumeType?: string; Iops?: number; Throughput?: number; Encrypted?: boolean; VolumeInitializationRate?: number; TagSpecifications?: { Tags?: Tag[] }[] }) {
+    // As EC2: an initialization rate only for a volume made from a snapshot.
+    if (input.VolumeInitializationRate !== undefined && !input.SnapshotId) throw ec2Error('InvalidParameterCombination');
     const params = JSON.stringify([input.AvailabilityZone, input.Size, input.VolumeType, input.Iops, input.Throughput, input.Encrypted, input.SnapshotId]);
     const known = input.ClientToken ? this.tokens.get(input.ClientToken) : undefined;
     if (known && known.params !== params) throw ec2Error('IdempotentParameterMismatch');
