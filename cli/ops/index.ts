@@ -1,12 +1,15 @@
 import { adoptCommand } from './adopt.js';
+import { backupsCommand } from './backups.js';
 import { runOpsCommand, type OpsCommand } from './command.js';
+import { drCommand } from './dr.js';
 import { gcCommand } from './gc.js';
 import { inspectCommand } from './inspect.js';
 import { lsCommand } from './ls.js';
 import { relocateCommand } from './relocate.js';
+import { restoreCommand } from './restore.js';
 import { snapshotCommand } from './snapshot.js';
 
-const OPS: OpsCommand[] = [lsCommand, inspectCommand, relocateCommand, snapshotCommand, gcCommand, adoptCommand];
+const OPS: OpsCommand[] = [lsCommand, inspectCommand, relocateCommand, snapshotCommand, gcCommand, adoptCommand, drCommand, backupsCommand, restoreCommand];
 
 /**
  * The operator commands as `stowage` subcommands. Ctrl-C aborts the command's signal, so a long

@@ -46,7 +46,7 @@ function tagRecord(tags: Tag[] | undefined): Record<string, string> {
   return Object.fromEntries((tags ?? []).filter((t) => t.Key !== undefined).map((t) => [t.Key!, t.Value ?? '']));
 }
 
-async function describeVolumes(ctx: OpsContext, t: RegionTarget, name?: string): Promise<VolumeRecord[]> {
+export async function describeVolumes(ctx: OpsContext, t: RegionTarget, name?: string): Promise<VolumeRecord[]> {
   const found = await allPages(
     (token) =>
       ctx.aws(

@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { DescribeInstancesCommand, DescribeVolumesCommand, RunInstancesCommand, type EC2Client, type Volume } from '@aws-sdk/client-ec2';
 import { CallCounter } from '../../../aws/call-counter.js';
-import { createAwsClients } from '../../../aws/clients.js';
+import { RegionalEc2 } from '../../../aws/regional-clients.js';
 import { resolveNodeIdentity } from '../../../aws/identity.js';
 import { delay } from '../../../core/delay.js';
 import { silentLogger } from '../../../core/log.js';
@@ -30,6 +30,8 @@ export interface EbsWorld {
   dir: string;
   lc: Localcloud;
   ec2: EC2Client;
+  /** the EC2 client of one region of the localcloud (its first region's is `ec2`) */
+  ec2In(region: string): EC2Client;
   counter: CallCounter;
   nodes: EbsNode[];
   startNode(zone: string, extra?: Partial<EbsDriverDeps>): Promise<EbsNode>;
@@ -50,13 +52,16 @@ export async function until(what: string, check: () => Promise<boolean>, ms = 10
 export async function startEbsWorld(prefix: string, options: Partial<LocalcloudOptions> = {}): Promise<EbsWorld> {
   const dir = await mkdtemp(path.join(os.tmpdir(), `stowage-${prefix}-`));
   const lc = await startLocalcloud({ dir: path.join(dir, 'cloud'), latency: 'zero', zones: ['us-east-1a', 'us-east-1b'], ...options });
-  const ec2 = createAwsClients({ region: lc.region, endpointUrl: lc.url, credentials: { accessKeyId: 'x', secretAccessKey: 'x' } }).ec2;
+  const regional = new RegionalEc2({ endpointUrl: lc.url, credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+  const ec2 = regional.get(lc.region);
+  /** A node's region is its zone's (a localcloud with several regions serves each by its signature). */
+  const ec2Of = (zone: string) => regional.get(zone.replace(/[a-z]$/, ''));
   const counter = new CallCounter();
   const nodes: EbsNode[] = [];
 
   /** undefined while EC2 does not show the instance yet (eventual consistency). */
-  async function instanceState(id: string): Promise<string | undefined> {
-    const out = await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] })).catch((err: { name?: string }) => {
+  async function instanceState(id: string, zone: string): Promise<string | undefined> {
+    const out = await ec2Of(zone).send(new DescribeInstancesCommand({ InstanceIds: [id] })).catch((err: { name?: string }) => {
       if (err.name === 'InvalidInstanceID.NotFound') return undefined;
       throw err;
     });
@@ -65,15 +70,16 @@ export async function startEbsWorld(prefix: string, options: Partial<LocalcloudO
 
   return {
     dir, lc, ec2, counter, nodes,
+    ec2In: (region) => regional.get(region),
     async startNode(zone, extra = {}) {
-      const run = await ec2.send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, ImageId: 'ami-12345678', Placement: { AvailabilityZone: zone } }));
+      const run = await ec2Of(zone).send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, ImageId: 'ami-12345678', Placement: { AvailabilityZone: zone } }));
       const instanceId = run.Instances![0]!.InstanceId!;
-      await until(`${instanceId} running`, async () => (await instanceState(instanceId)) === 'running');
+      await until(`${instanceId} running`, async () => (await instanceState(instanceId, zone)) === 'running');
       const identity = await resolveNodeIdentity({ imdsEndpoint: lc.imdsEndpoint(instanceId) });
       const host = createLinuxHost({ deviceDir: lc.deviceDir(instanceId) });
       const mountRoot = path.join(dir, `mnt-${nodes.length + 1}`);
       const driver = createEbsDriver({
-        ec2, host, identity, cluster: CLUSTER, mountRoot, counter, log: silentLogger,
+        ec2: ec2Of(zone), host, identity, cluster: CLUSTER, mountRoot, counter, log: silentLogger,
         fenceAfterMs: 1500, heartbeatIntervalMs: 300, pollInitialMs: 20, stuckAttachMs: 5000, cacheTtlMs: 2000,
         retry: { minDelayMs: 20, maxDelayMs: 200, factor: 2 },
         ...extra,
@@ -95,7 +101,7 @@ export async function startEbsWorld(prefix: string, options: Partial<LocalcloudO
           if (m.target.startsWith(node.mountRoot)) await node.host.unmount(m.target, { timeoutMs: 5000, lazyAfterTimeout: true }).catch(() => undefined);
         }
       }
-      ec2.destroy();
+      regional.destroy();
       await lc.stop({ release: true });
       await rm(dir, { recursive: true, force: true });
     },
