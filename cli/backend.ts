@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { CallCounter } from '../aws/call-counter.js';
 import { createAwsClients } from '../aws/clients.js';
+import { RegionalEc2 } from '../aws/regional-clients.js';
 import { resolveNodeIdentity, type NodeIdentity } from '../aws/identity.js';
 import type { Driver } from '../drivers/driver.js';
 import { createEbsDriver, type EbsDriver } from '../drivers/ebs/ebs-driver.js';
@@ -152,6 +153,7 @@ export async function openBackend(config: Config, log: Logger, metrics: WorkMetr
     config, log, counter, identity: nodeIdentity, clients, mountTargetsFile: target.mountTargetsFile, embedded: target.embedded ?? false, pollInitialMs: target.pollInitialMs,
   });
 
+  const drClients = new RegionalEc2({ endpointUrl: target.endpointUrl, ...(target.credentials && { credentials: target.credentials }) });
   const startEbs = async (): Promise<Driver> => {
     const identity = await nodeIdentity();
     const { ec2 } = clients(identity);
@@ -162,9 +164,12 @@ export async function openBackend(config: Config, log: Logger, metrics: WorkMetr
       host: createLinuxHost({ deviceDir, log: driverLog }),
       fenceAfterMs: config.fenceAfterMs, pollInitialMs: target.pollInitialMs,
       snapshotOnUnmount: config.snapshotOnUnmount, snapshotRetain: config.snapshotRetain, metrics,
-      // Ticks often enough for the shortest interval a Create may ask for. DR (issue 17 item 5):
-      // `drCopy` (snapshot/dr-copy.ts DrCopyDeps) joins here, and every completed backup is copied.
-      backups: { tickMs: Math.min(30_000, config.lifecycle.backupMinIntervalMs / 2) },
+      // Ticks often enough for the shortest interval a Create may ask for; every completed backup
+      // of a volume with a DR region is copied there, with the DR region's key.
+      backups: {
+        tickMs: Math.min(30_000, config.lifecycle.backupMinIntervalMs / 2),
+        drCopy: { ec2In: (region) => drClients.get(region), counter, cluster: config.cluster, sourceRegion: config.region ?? identity.region, kmsKeyId: config.drKmsKeyId },
+      },
     });
     ebs.start();
     // Before any request reaches the driver, so no Mount can race the clean-up of a crash.
@@ -179,6 +184,7 @@ export async function openBackend(config: Config, log: Logger, metrics: WorkMetr
     counter,
     close: async () => {
       ebs?.stop();
+      drClients.destroy();
       await shared.close();
       await stopLocalcloud?.();
     },

@@ -4,7 +4,7 @@ import { BACKINGS, EBS_LIMITS, type Backing } from '../core/volume-options.js';
 import { isLogLevel } from '../core/log.js';
 import type { Level } from 'pino';
 import type { CostLimits, LifecycleDefaults } from './options/relocatable.js';
-import { interval } from '../core/option-rules.js';
+import { interval, kmsKeyId } from '../core/option-rules.js';
 
 /** The plugin's settings, read once at start from the environment (`Settable` in config.json). */
 export interface Config {
@@ -40,6 +40,8 @@ export interface Config {
   cost: CostLimits;
   /** STOWAGE_BACKUP_DEFAULT and STOWAGE_BACKUP_MIN_INTERVAL: the lifecycle options' defaults and floors for a Create. */
   lifecycle: LifecycleDefaults;
+  /** STOWAGE_DR_KMS_KEY_ID: the DR region's key for the copies of backups (snapshot/dr-copy.ts). */
+  drKmsKeyId: string | undefined;
 }
 
 export interface Setting {
@@ -84,6 +86,8 @@ export const SETTINGS = {
   STOWAGE_MAX_IOPS: { default: '16000', meaning: 'most provisioned IOPS a Create may ask for (gp3 allows up to 16000, io2 256000)' },
   STOWAGE_BACKUP_DEFAULT: { default: 'off', meaning: 'backup interval of relocatable volumes whose Create gives no backup option: off, or such as 30m, 6h, 1d' },
   STOWAGE_BACKUP_MIN_INTERVAL: { default: '1m', meaning: 'shortest backup interval a Create may ask for, such as 1m or 10s (below 1m: for tests)' },
+  STOWAGE_DR_REGION: { default: '', meaning: 'region every backup of a relocatable volume is copied to when its Create gives no drregion (empty: none)' },
+  STOWAGE_DR_KMS_KEY_ID: { default: '', meaning: 'KMS key of the DR region (id, alias or ARN) that encrypts the DR copies (empty: that region\'s default EBS key)' },
 } as const satisfies Record<string, Setting>;
 
 export type SettingName = keyof typeof SETTINGS;
@@ -166,6 +170,24 @@ function lifecycleDefaults(env: Env): LifecycleDefaults {
   const backup = read(env, 'STOWAGE_BACKUP_DEFAULT');
   if (backup === 'off') return { backupMinIntervalMs };
   return { backupMinIntervalMs, backup: backupInterval(env, 'STOWAGE_BACKUP_DEFAULT', backupMinIntervalMs).text };
+}
+
+/** STOWAGE_DR_REGION: a region other than the cluster's own (a copy to itself recovers nothing). */
+function drRegionDefault(env: Env, home: string | undefined): Pick<LifecycleDefaults, 'drregion'> {
+  const value = optionalMatching(env, 'STOWAGE_DR_REGION', REGION, 'an AWS region such as us-west-2, or empty');
+  if (value !== undefined && value === home) fail('STOWAGE_DR_REGION', value, `a region other than AWS_REGION=${home}, the cluster's own`);
+  return value === undefined ? {} : { drregion: value };
+}
+
+/** STOWAGE_DR_KMS_KEY_ID, by the `kmskeyid` option's rule. */
+function drKmsKey(env: Env): string | undefined {
+  const value = read(env, 'STOWAGE_DR_KMS_KEY_ID');
+  if (value === '') return undefined;
+  try {
+    return kmsKeyId('STOWAGE_DR_KMS_KEY_ID', value);
+  } catch {
+    return fail('STOWAGE_DR_KMS_KEY_ID', value, 'a KMS key id, alias/NAME, or key or alias ARN of the DR region');
+  }
 }
 
 function optionalPath(env: Env, variable: SettingName): string | undefined {
@@ -259,6 +281,7 @@ export function loadConfig(env: Env = process.env, defaults: { backend?: 'aws' |
     snapshotRetain: count(env, 'STOWAGE_SNAPSHOT_RETAIN', 1000),
     sharedDelete: flag(env, 'STOWAGE_SHARED_DELETE'),
     cost: { maxSizeGiB: bound(env, 'STOWAGE_MAX_SIZE_GIB', EBS_LIMITS.io2.maxSize), maxIops: bound(env, 'STOWAGE_MAX_IOPS', EBS_LIMITS.io2.iops!.max) },
-    lifecycle: lifecycleDefaults(env),
+    lifecycle: { ...lifecycleDefaults(env), ...drRegionDefault(env, read(env, 'AWS_REGION') || undefined) },
+    drKmsKeyId: drKmsKey(env),
   };
 }
