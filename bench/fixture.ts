@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CallCounter } from '../aws/call-counter.js';
 import { createAwsClients } from '../aws/clients.js';
-import { createEbsDriver, type EbsDriver } from '../drivers/ebs/ebs-driver.js';
+import { createEbsDriver, type EbsDriver, type EbsDriverDeps } from '../drivers/ebs/ebs-driver.js';
 import { createLinuxHost } from '../host/linux-host.js';
 import { startLocalcloud, type Localcloud, type LatencyMode } from '../localcloud/index.js';
 import type { OperationContext } from '../core/context.js';
@@ -44,8 +44,8 @@ export async function startBenchCloud(latency: LatencyMode): Promise<BenchCloud>
   };
 }
 
-/** One node as the plugin runs it: its instance, device folder, mount root and EBS driver. */
-export async function startBenchNode(cloud: BenchCloud, zone: string, pollInitialMs: number): Promise<BenchNode> {
+/** One node as the plugin runs it: its instance, device folder, mount root and EBS driver (`extra` overrides its settings). */
+export async function startBenchNode(cloud: BenchCloud, zone: string, pollInitialMs: number, extra: Partial<EbsDriverDeps> = {}): Promise<BenchNode> {
   const run = await cloud.ec2.send(new RunInstancesCommand({ MinCount: 1, MaxCount: 1, ImageId: 'ami-bench', Placement: { AvailabilityZone: zone } }));
   const instanceId = run.Instances![0]!.InstanceId!;
   // With realistic latencies an instance boots for several seconds, and EC2 refuses attachments until it runs.
@@ -61,6 +61,7 @@ export async function startBenchNode(cloud: BenchCloud, zone: string, pollInitia
     ec2, counter, log: silentLogger, cluster: CLUSTER, mountRoot, fenceAfterMs: 120_000, pollInitialMs,
     identity: { instanceId, zone, region: cloud.lc.region },
     host: createLinuxHost({ deviceDir: cloud.lc.deviceDir(instanceId) }),
+    ...extra,
   });
   return { instanceId, zone, driver, counter, mountRoot };
 }
