@@ -13,6 +13,8 @@ Usage:
   stowage inspect NAME           one volume: EBS volume(s), attachment, snapshots, move history
   stowage relocate NAME --to-zone ZONE   move a detached volume to another zone, with progress
   stowage snapshot NAME          an on-demand snapshot, counted by retention
+  stowage backups NAME           a volume's backups and DR copies, with region, time and state
+  stowage restore NAME --from SNAPSHOT [--as NEWNAME] [--zone Z]   a volume from a backup (new name, or replacing a detached one)
   stowage gc [--apply]           list (and remove) what Stowage left behind
   stowage adopt VOLUME-ID --name NAME   bring an existing EBS volume into the cluster (or --from cloudstor|rexray)
   (every operator command takes --region, --all-regions, --cluster, --endpoint, --json, --help)

@@ -7,6 +7,7 @@ import {
   DescribeSnapshotsCommand,
   DescribeVolumesCommand,
   type EC2Client,
+  type Tag,
 } from '@aws-sdk/client-ec2';
 import { callAws, type RetryPolicy } from '../aws/call.js';
 import type { CallCounter } from '../aws/call-counter.js';
@@ -44,8 +45,8 @@ export class SnapshotStore {
   constructor(private readonly deps: SnapshotStoreDeps) {}
 
   /** Starts a snapshot of a detached volume, tagged with the name, the source and the generation it captures. */
-  async create(volume: EbsVolume, reason: SnapshotReason, step: OperationContext): Promise<StoredSnapshot> {
-    const tags = snapshotTags(this.deps.cluster, volume, reason);
+  async create(volume: EbsVolume, reason: SnapshotReason, step: OperationContext, extraTags: Tag[] = []): Promise<StoredSnapshot> {
+    const tags = [...snapshotTags(this.deps.cluster, volume, reason), ...extraTags];
     const out = await this.aws('CreateSnapshot', step, { volumeId: volume.id }, () =>
       this.deps.ec2.send(
         new CreateSnapshotCommand({

@@ -14,6 +14,8 @@ export interface StoredSnapshot {
   coversAttach: string | undefined;
   /** The generation of the volume it captures. */
   generation: number;
+  /** Kept by `stowage restore` of the volume it holds: the snapshot that volume was replaced from (Tags.replacedBy). */
+  replacedBy: string | undefined;
   startedAt: number;
 }
 
@@ -27,6 +29,7 @@ export function toStoredSnapshot(s: Snapshot): StoredSnapshot {
     reason: tags.get(Tags.snapshotReason),
     coversAttach: tags.get(Tags.coversAttach) || undefined,
     generation: Number(tags.get(Tags.generation) ?? '1') || 1,
+    replacedBy: tags.get(Tags.replacedBy) || undefined,
     startedAt: s.StartTime?.getTime() ?? 0,
   };
 }
