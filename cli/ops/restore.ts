@@ -10,10 +10,12 @@ import type { OpsContext, RegionTarget } from './context.js';
 import { ExitCode, UsageError } from './exit-codes.js';
 import { groupVolumes, readRegion, type VolumeGroup } from './inventory.js';
 import { locateVolume } from './locate.js';
+import { restoreInDrRegion } from './dr-restore.js';
 import { printJson } from './output.js';
 import { progressLine } from './progress.js';
 
 const USAGE = `Usage: stowage restore NAME --from SNAPSHOT [--as NEWNAME] [--zone Z] [--region R] [--cluster C] [--endpoint [REGION=]URL ...] [--json]
+       stowage restore NAME --region DR [--zone Z] [--cluster C] [--endpoint [REGION=]URL ...] [--json]
 
 Makes a relocatable volume from one of NAME's snapshots (a backup, an operator snapshot; see
 stowage backups NAME). With --as, a new volume NEWNAME; the volume NAME is not touched. Without
@@ -22,9 +24,14 @@ snapshot (reason operator, only a person deletes it), then the new volume takes 
 old one is deleted. Every step is on record in tags: after a crash or Ctrl-C, run the same
 command again and it resumes. --zone: where the volume is made (default: NAME's zone).
 
+Without --from (disaster recovery): makes NAME in the one region named by --region from the newest
+completed DR copy of its backups there (stowage dr status), tagged so a Swarm in that region with
+the same cluster mounts it by name; nothing of NAME's own region is needed (see cli/ops/dr-restore.ts).
+
 Examples:
   stowage restore db1 --from snap-0123456789abcdef0 --as db1-yesterday
   stowage restore db1 --from snap-0123456789abcdef0 --zone us-east-1b --json
+  stowage restore db1 --region us-west-2 --zone us-west-2b
 `;
 
 /** A restore can wait on a snapshot of the whole volume (the kept data): minutes, not seconds. */
@@ -49,14 +56,18 @@ function flagValue(args: ParsedArgs, flag: string): string | undefined {
 async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
   const name = checkName(args.positionals[0]!);
   const from = flagValue(args, 'from');
-  if (from === undefined) throw new UsageError('--from SNAPSHOT is required (stowage backups NAME lists them)');
+  if (from === undefined) {
+    if (args.flags.has('as')) throw new UsageError('--as needs --from SNAPSHOT; a restore from a DR copy keeps the name');
+    const zone = flagValue(args, 'zone');
+    if (zone !== undefined && !ZONE.test(zone)) throw new UsageError(`--zone ${JSON.stringify(zone)} is not an availability zone such as us-west-2a`);
+    return restoreInDrRegion(ctx, name, zone);
+  }
   if (!SNAPSHOT_ID.test(from)) throw new UsageError(`--from ${JSON.stringify(from)} is not a snapshot id such as snap-0123456789abcdef0`);
   const asName = flagValue(args, 'as');
   const zoneFlag = flagValue(args, 'zone');
   if (zoneFlag !== undefined && !ZONE.test(zoneFlag)) throw new UsageError(`--zone ${JSON.stringify(zoneFlag)} is not an availability zone such as us-east-1a`);
 
-  // The snapshot and NAME's volume live in one region; `--region DR` (disaster recovery) will pick
-  // the newest copy there instead, and the rest below is the same.
+  // The snapshot and NAME's volume live in one region (a restore from a DR copy is dr-restore.ts).
   const { inventory, group } = await locateVolume(ctx, name);
   const target = ctx.targets.find((t) => t.region === inventory.region)!;
   const record = inventory.snapshots.find((s) => s.id === from);

@@ -13,22 +13,13 @@ import { DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import { Tags } from '../../../core/schema/tags.js';
 import { runOpsCommand, type OpsCommand } from '../../../cli/ops/command.js';
 import { drCommand } from '../../../cli/ops/dr.js';
-import { restoreInDrRegion } from '../../../cli/ops/dr-restore.js';
+import { restoreCommand } from '../../../cli/ops/restore.js';
 import { parseOptions } from '../../../plugin/options/parse.js';
 import { asRoot } from '../../helpers/as-root.js';
 import { CLUSTER, ctx, startEbsWorld, until, type EbsWorld } from './ebs-world.js';
 
 const options = (extra: Record<string, string>) =>
   parseOptions({ backing: 'relocatable', size: '1', ...extra }, 'relocatable', undefined, { backupMinIntervalMs: 1000 }).options;
-
-/** What cli/ops/restore.ts runs for `restore NAME --region DR` (no --from). */
-const restoreCommand: OpsCommand = {
-  name: 'restore',
-  usage: 'stowage restore NAME --region DR [--zone Z]\n',
-  flags: { zone: 'value' },
-  positionals: 1,
-  run: (c, args) => restoreInDrRegion(c, args.positionals[0]!, args.flags.get('zone') as string | undefined),
-};
 
 async function stowage(world: EbsWorld, command: OpsCommand, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const out = new PassThrough();
