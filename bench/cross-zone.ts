@@ -13,13 +13,13 @@ import { SnapshotStore } from '../snapshot/snapshot-store.js';
 import { benchContext, CLUSTER, startBenchCloud, startBenchNode, type BenchCloud, type BenchNode } from './fixture.js';
 import { printTable, recordResults, runIfMain } from './results.js';
 
-const OPTIONS = parseOptions({ backing: 'relocatable', size: '2' }, 'relocatable').options;
-const WRITTEN_MIB = 1024;
+export const OPTIONS = parseOptions({ backing: 'relocatable', size: '2' }, 'relocatable').options;
+export const WRITTEN_MIB = 1024;
 const ROUNDS = 4;
 
 const mean = (values: number[]) => Math.round(values.reduce((a, b) => a + b, 0) / values.length);
 
-async function seeded(a: BenchNode, name: string): Promise<void> {
+export async function seeded(a: BenchNode, name: string): Promise<void> {
   await a.driver.create(name, OPTIONS, benchContext(name));
   const mp = await a.driver.mount(name, benchContext(name));
   execFileSync('dd', ['if=/dev/zero', `of=${path.join(mp, 'data.bin')}`, 'bs=4M', `count=${WRITTEN_MIB / 4}`, 'conv=fsync', 'status=none']);
@@ -27,7 +27,7 @@ async function seeded(a: BenchNode, name: string): Promise<void> {
 }
 
 /** The Mount's wall time and the snapshots it took (none, for a warm volume). */
-async function timedMount(node: BenchNode, name: string): Promise<{ ms: number; snapshots: number }> {
+export async function timedMount(node: BenchNode, name: string): Promise<{ ms: number; snapshots: number }> {
   node.counter.reset();
   const started = Date.now();
   await node.driver.mount(name, benchContext(name, 600_000));
@@ -47,7 +47,7 @@ async function timedCreateAndMount(node: BenchNode, name: string): Promise<numbe
 }
 
 /** What snapshot on unmount does after the detach, then waits for it: a warm volume. */
-async function warmUp(cloud: BenchCloud, a: BenchNode, name: string): Promise<void> {
+export async function warmUp(cloud: BenchCloud, a: BenchNode, name: string): Promise<void> {
   const store = new SnapshotStore({ ec2: cloud.ec2, counter: a.counter, cluster: CLUSTER, pollInitialMs: 500 });
   const step = benchContext(name, 600_000);
   const volume = (await a.driver.get(name, step))!;
