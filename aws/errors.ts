@@ -16,6 +16,12 @@ export const Ec2Code = {
   InvalidParameterValue: 'InvalidParameterValue',
   /** A ClientToken reused with other parameters: the "already exists" of CreateVolume. */
   IdempotentParameterMismatch: 'IdempotentParameterMismatch',
+  /** DescribeVolumesModifications of a volume that was never modified. */
+  ModificationNotFound: 'InvalidVolumeModification.NotFound',
+  /** ModifyVolume within the cooldown after the previous modification. */
+  ModificationRateExceeded: 'VolumeModificationRateExceeded',
+  /** ModifyVolume while the previous modification has not completed. */
+  IncorrectModificationState: 'IncorrectModificationState',
 } as const;
 
 const THROTTLING_CODES = new Set([

@@ -65,7 +65,8 @@ export function checkEbsConfig(given: GivenConfig, cost: CostLimits = EBS_ONLY, 
     if (cost.maxIops < limits.iops.min) {
       throw new InvalidOptionError(names.ebstype, ebstype, `needs at least ${limits.iops.min} IOPS, more than STOWAGE_MAX_IOPS=${cost.maxIops} allows`);
     }
-    const ceiling = Math.min(limits.iops.max, limits.iops.perGiB * size, cost.maxIops);
+    // The per-GiB ratio bounds what lies above the type's minimum: gp3 has 3000 IOPS at any size.
+    const ceiling = Math.max(limits.iops.min, Math.min(limits.iops.max, limits.iops.perGiB * size, cost.maxIops));
     const iopsBound = cost.maxIops < limits.iops.max ? `, STOWAGE_MAX_IOPS=${cost.maxIops}` : '';
     const kept = sameType ? current?.iops : undefined;
     const text = given.iops ?? (kept !== undefined ? String(kept) : undefined);

@@ -55,9 +55,17 @@ export async function filesystemSize(exec: ExecRunner, device: string, fs: Files
   return product(stdout, `xfs_db -r ${device}`, XFS_SB_DBLOCKS, XFS_SB_BLOCKSIZE);
 }
 
-/** Grows the mounted filesystem to fill its device, online: files stay open and writes go on meanwhile. */
-export async function growFilesystem(exec: ExecRunner, device: string, mountpoint: string, fs: Filesystem): Promise<void> {
-  if (fs === 'ext4') await exec('resize2fs', [device], { timeoutMs: GROW_TIMEOUT_MS });
+/**
+ * Grows the filesystem to fill its device: online when `mountpoint` is given (files stay open and
+ * writes go on), else, for ext4 only, offline after a full check, which resize2fs wants first.
+ */
+export async function growFilesystem(exec: ExecRunner, device: string, fs: Filesystem, mountpoint: string | undefined): Promise<void> {
+  if (fs === 'ext4') {
+    if (mountpoint === undefined) await exec('e2fsck', ['-f', '-p', device], { okCodes: [0, 1], timeoutMs: GROW_TIMEOUT_MS });
+    await exec('resize2fs', [device], { timeoutMs: GROW_TIMEOUT_MS });
+    return;
+  }
   // xfs grows only while mounted, and is named by its mount point.
-  else await exec('xfs_growfs', ['-d', mountpoint], { timeoutMs: GROW_TIMEOUT_MS });
+  if (mountpoint === undefined) throw new HostError(`xfs on ${device} grows only while mounted`, { device });
+  await exec('xfs_growfs', ['-d', mountpoint], { timeoutMs: GROW_TIMEOUT_MS });
 }

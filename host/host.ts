@@ -93,8 +93,8 @@ export interface Host {
   deviceSize(device: string): Promise<number>;
   /** Bytes a filesystem spans by its own block count (not df's figure, which leaves out metadata); `mountpoint` where it is mounted. */
   filesystemSize(device: string, fs: Filesystem, mountpoint?: string): Promise<number>;
-  /** Grows a mounted filesystem online to fill its device (resize2fs, xfs_growfs); open files are unaffected. */
-  growFilesystem(device: string, mountpoint: string, fs: Filesystem): Promise<void>;
+  /** Grows a filesystem to fill its device: online at `mountpoint` (resize2fs, xfs_growfs; open files are unaffected), or an unmounted ext4. */
+  growFilesystem(device: string, fs: Filesystem, mountpoint?: string): Promise<void>;
   /**
    * Undefined when an exclusive open of the block device succeeds: nothing mounts or claims it, in
    * any mount namespace. Otherwise who holds it, as far as can be found from here. A path that is

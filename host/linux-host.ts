@@ -307,11 +307,11 @@ export function createLinuxHost(options: LinuxHostOptions): Host {
       return filesystemSize(exec, device, fs, mountpoint);
     },
 
-    async growFilesystem(device, mountpoint, fs) {
+    async growFilesystem(device, fs, mountpoint) {
       requireAbsolute(device, 'device');
-      requireAbsolute(mountpoint, 'mount point');
-      await growFilesystem(exec, device, mountpoint, fs);
-      log.info({ device, target: mountpoint, fs }, 'grew the filesystem to fill its device');
+      if (mountpoint !== undefined) requireAbsolute(mountpoint, 'mount point');
+      await growFilesystem(exec, device, fs, mountpoint);
+      log.info({ device, target: mountpoint, fs }, mountpoint !== undefined ? 'grew the filesystem online to fill its device' : 'grew the filesystem to fill its device');
     },
   };
 

@@ -5,11 +5,12 @@ import { drCommand } from './dr.js';
 import { gcCommand } from './gc.js';
 import { inspectCommand } from './inspect.js';
 import { lsCommand } from './ls.js';
+import { modifyCommand } from './modify.js';
 import { relocateCommand } from './relocate.js';
 import { restoreCommand } from './restore.js';
 import { snapshotCommand } from './snapshot.js';
 
-const OPS: OpsCommand[] = [lsCommand, inspectCommand, relocateCommand, snapshotCommand, gcCommand, adoptCommand, drCommand, backupsCommand, restoreCommand];
+const OPS: OpsCommand[] = [lsCommand, inspectCommand, relocateCommand, snapshotCommand, gcCommand, adoptCommand, drCommand, backupsCommand, restoreCommand, modifyCommand];
 
 /**
  * The operator commands as `stowage` subcommands. Ctrl-C aborts the command's signal, so a long

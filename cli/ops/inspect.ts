@@ -1,3 +1,4 @@
+import { describeInitialization, describeModification, readInitialization, readModification, type Send } from '../../aws/volume-progress.js';
 import { Tags } from '../../core/schema/tags.js';
 import type { OpsCommand } from './command.js';
 import type { OpsContext } from './context.js';
@@ -71,21 +72,29 @@ async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
   }
   const { inventory, group } = located;
   const history = moveHistory(inventory);
+  const v = group?.current;
+  const { ec2 } = ctx.targets.find((t) => t.region === inventory.region)!;
+  const send: Send = (operation, call) => ctx.aws(operation, call, { volume: name, volumeId: v?.id, region: inventory.region });
+  const [modification, initialization] = v
+    ? await Promise.all([readModification(ec2, v.id, send), v.restoredFrom ? readInitialization(ec2, v.id, send) : undefined])
+    : [undefined, undefined];
   if (ctx.json) {
     printJson(ctx, {
       name, region: inventory.region, cluster: ctx.cluster,
-      current: group?.current, others: group?.others ?? [], accessPoints: inventory.accessPoints,
-      snapshots: inventory.snapshots, history,
+      current: v, others: group?.others ?? [], accessPoints: inventory.accessPoints,
+      modification, initialization, snapshots: inventory.snapshots, history,
     });
     return 0;
   }
   const out: string[] = [`Name:      ${name}`, `Cluster:   ${ctx.cluster}`, `Region:    ${inventory.region}`];
-  const v = group?.current;
   if (v) {
     out.push(
       `Backing:   relocatable`, `Volume:    ${v.id} (${v.state})`, `Zone:      ${v.zone}`,
       `Size:      ${v.size} GiB ${v.type}${v.iops ? `, ${v.iops} IOPS` : ''}${v.throughput ? `, ${v.throughput} MiB/s` : ''}${v.encrypted ? ', encrypted' : ''}`,
-      `Generation: ${v.generation}`, `Filesystem: ${v.fs}${v.mountopts.length ? ` (${v.mountopts.join(',')})` : ''}`,
+      `Generation: ${v.generation}`,
+      `Filesystem: ${v.fs}${v.mountopts.length ? ` (${v.mountopts.join(',')})` : ''}${v.filesystemMiB !== undefined ? `, ${v.filesystemMiB} MiB as its holder last measured` : ''}`,
+      ...(modification ? [`Modified:  ${describeModification(modification)}`, `           next modification once it completes${modification.nextAllowedAt ? ` and not before ${modification.nextAllowedAt.toISOString()}` : ''}`] : []),
+      ...(initialization ? [`Initialized: ${describeInitialization(initialization)}${v.initRate !== undefined ? `, initrate ${v.initRate} MiB/s` : ''}`] : []),
       `Attached:  ${v.attachment ? `${v.attachment.instanceId} ${v.attachment.state}${v.attachment.device ? ` as ${v.attachment.device}` : ''}` : 'no'}`,
       `Created:   ${v.createdAt?.toISOString() ?? 'unknown'}`,
     );

@@ -51,6 +51,8 @@ export interface EbsVolume {
   rootOwner: { uid: number; gid: number; mode: string };
   /** MiB the filesystem spans, as the node holding it last measured (Tags.filesystemMiB). */
   filesystemMiB: number | undefined;
+  /** When `stowage modify` last modified it (Tags.modifiedAt). */
+  modifiedAt: Date | undefined;
   /** Tags whose values break the option rules; such a volume is shown but never mounted. */
   tagProblems: string[];
   /** Set by currentOf: the unfinished copy of this volume that a cross-zone move is making. */
@@ -99,6 +101,7 @@ export function toEbsVolume(volume: Volume, cluster: string): EbsVolume | undefi
     initRate: values.initRate,
     rootOwner: values.rootOwner,
     filesystemMiB: values.filesystemMiB,
+    modifiedAt: values.modifiedAt,
     tagProblems: values.problems,
   };
 }

@@ -5,6 +5,7 @@ import { Tags } from './tags.js';
 
 const VOLUME_ID = /^vol-[0-9a-f]{8,17}$/;
 const GENERATION = /^[1-9][0-9]{0,8}$/;
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/;
 
 /** A relocatable volume's options and marks as its tags record them, each checked by the Create rules. */
 export interface TaggedValues {
@@ -22,6 +23,8 @@ export interface TaggedValues {
   rootOwner: { uid: number; gid: number; mode: string };
   /** MiB the filesystem spans, as the node holding it last measured. */
   filesystemMiB: number | undefined;
+  /** When `stowage modify` last modified it. */
+  modifiedAt: Date | undefined;
   /** Tags whose values break the rules (`stowage:mountopts="nosuid=0": …`): such a volume is not mounted. */
   problems: string[];
 }
@@ -72,6 +75,11 @@ export function readTaggedValues(name: string | undefined, tags: ReadonlyMap<str
       };
     }),
     filesystemMiB: checked(Tags.filesystemMiB, undefined, (v) => wholeNumber(Tags.filesystemMiB, v, 1, 2 ** 26, 'MiB')),
+    modifiedAt: checked(Tags.modifiedAt, undefined, (v) => {
+      const at = new Date(pattern('an ISO 8601 time', ISO_TIME)(v));
+      if (Number.isNaN(at.getTime())) throw new Error('not an ISO 8601 time');
+      return at;
+    }),
     problems,
   };
 }

@@ -58,6 +58,12 @@ export const Tags = {
    * read by Status and `stowage inspect`.
    */
   filesystemMiB: 'stowage:fs-size-mib',
+  /**
+   * When `stowage modify` last modified the volume (ISO 8601). Written after create by that command
+   * once EC2 took the modification; read by Status, which asks EC2 for the modification's progress
+   * only of volumes modified lately (Get stays a read of the cache for every other volume).
+   */
+  modifiedAt: 'stowage:modified-at',
   /** Scheduled backups: interval (`6h`), backups kept, DR region, initialization rate, root owner `uid:gid:mode`. Written at create; a move's copy carries them on. */
   backup: 'stowage:backup',
   backupRetain: 'stowage:backup-retain',
@@ -101,7 +107,7 @@ export const Tags = {
 export type TagKey = (typeof Tags)[keyof typeof Tags];
 
 /** Keys written on a resource after it was created (CreateTags); the IAM policy allows only these. */
-export const TAGS_WRITTEN_AFTER_CREATE: readonly TagKey[] = [Tags.snapshotCurrent, Tags.formatted, Tags.lastAttach, Tags.readBarrier, Tags.heartbeat, Tags.filesystemMiB];
+export const TAGS_WRITTEN_AFTER_CREATE: readonly TagKey[] = [Tags.snapshotCurrent, Tags.formatted, Tags.lastAttach, Tags.readBarrier, Tags.heartbeat, Tags.filesystemMiB, Tags.modifiedAt];
 
 /** Keys Stowage deletes (DeleteTags); the IAM policy allows only these. */
 export const TAGS_DELETED: readonly TagKey[] = [Tags.snapshotCurrent, Tags.blank];

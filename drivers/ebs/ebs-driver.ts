@@ -19,6 +19,7 @@ import { Detacher } from './detacher.js';
 import { DeviceNameAllocator } from './device-names.js';
 import { EbsCalls } from './ebs-calls.js';
 import { FilesystemGrowth } from './fs-growth.js';
+import { ProgressCache } from './progress-cache.js';
 import { Fencing } from './fencing.js';
 import { HolderWait } from './holder.js';
 import { MountFlight } from './mount-flight.js';
@@ -132,7 +133,7 @@ class EbsDriverImpl implements EbsDriver {
     const catalog = this.catalog;
     const attacher = new Attacher({ calls, host, catalog, names, me: this.me, stuckAttachMs: deps.stuckAttachMs ?? 90_000, ...(metrics && { metrics }) });
     const holder = new HolderWait({ calls, fencing: this.fencing, ...(metrics && { metrics }) });
-    this.views = new VolumeViews((name) => this.mountpointOf(name), (name) => this.flight.moveOf(name));
+    this.views = new VolumeViews((name) => this.mountpointOf(name), (name) => this.flight.moveOf(name), new ProgressCache(calls));
     this.creator = new VolumeCreator({ calls, catalog, cluster, zone });
     this.growth = new FilesystemGrowth({ host, calls, catalog, mountRoot: deps.mountRoot, log, intervalMs: deps.growCheckMs ?? 30_000 });
     this.mounter = new Mounter({ calls, host, catalog, snapshots, mover, attacher, holder, growth: this.growth, me: this.me, zone, pollInitialMs });
@@ -177,7 +178,7 @@ class EbsDriverImpl implements EbsDriver {
     const volume = (await this.catalog.all(ctx.deadline, ctx.log)).get(name) ?? (await this.catalog.lookup(name, ctx.deadline, ctx.log));
     if (!volume) return undefined;
     const mounted = await this.deps.host.mountAt(this.mountpointOf(name));
-    return this.views.info(volume, mounted !== undefined);
+    return this.views.detailed(volume, mounted !== undefined, ctx);
   }
 
   async list(ctx: OperationContext): Promise<VolumeInfo[]> {

@@ -16,6 +16,11 @@ const MiB = 1024 ** 2;
  * too small for a block group or allocation group. EBS grows by whole GiB.
  */
 const SLACK_BYTES = 64 * MiB;
+
+/** The device has room its filesystem does not use yet. */
+export function roomToGrow(deviceBytes: number, filesystemBytes: number): boolean {
+  return deviceBytes - filesystemBytes >= SLACK_BYTES;
+}
 /** A grow that failed (a damaged filesystem) is tried again this much later, not at every check. */
 const RETRY_AFTER_FAILURE_MS = 5 * 60_000;
 /** Tags are written within this long; a slow EC2 only delays the record, never the growth. */
@@ -120,7 +125,8 @@ export class FilesystemGrowth {
             if (found) await this.record(found, grown, volumeLog);
           }
         } catch (err) {
-          volumeLog.error({ err, device: volume.device }, 'could not grow the filesystem to its device');
+          // A kernel may refuse online growth (ext4 needs CAP_SYS_RESOURCE): the next Mount grows it offline.
+          volumeLog.error({ err, device: volume.device }, 'could not grow the filesystem online to its device; the next Mount grows it');
         } finally {
           if (this.running.get(volume.name) === done) this.running.delete(volume.name);
         }
@@ -150,9 +156,9 @@ export class FilesystemGrowth {
     this.seen.set(volume.device, { bytes, again: Date.now() + RETRY_AFTER_FAILURE_MS });
     const before = await host.filesystemSize(volume.device, volume.fs, volume.mountpoint);
     let grown: number | undefined;
-    if (bytes - before >= SLACK_BYTES) {
+    if (roomToGrow(bytes, before)) {
       log.info({ device: volume.device, fs: volume.fs, deviceMiB: toMiB(bytes), filesystemMiB: toMiB(before) }, 'the device is bigger than its filesystem: growing it online');
-      await host.growFilesystem(volume.device, volume.mountpoint, volume.fs);
+      await host.growFilesystem(volume.device, volume.fs, volume.mountpoint);
       grown = await host.filesystemSize(volume.device, volume.fs, volume.mountpoint);
       log.info({ device: volume.device, filesystemMiB: toMiB(grown), wasMiB: toMiB(before) }, 'filesystem grown');
     }

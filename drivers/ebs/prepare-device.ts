@@ -4,6 +4,7 @@ import type { Logger } from '../../core/log.js';
 import { FILESYSTEMS, type Filesystem } from '../../core/volume-options.js';
 import { delay } from '../../core/delay.js';
 import type { EbsVolume } from '../../core/schema/ebs-volume.js';
+import { roomToGrow, toMiB } from './fs-growth.js';
 
 function isFilesystem(fstype: string | undefined): fstype is Filesystem {
   return (FILESYSTEMS as readonly string[]).includes(fstype ?? '');
@@ -90,10 +91,20 @@ export async function prepareAndMount(
     throw new DataSafetyError(`device ${device} of volume ${volume.id} holds ${probe.detail}, not an ext4 or xfs filesystem; refusing to format or mount it`, context);
   }
   // For the record in the volume's tags; a figure that cannot be read is no reason to keep the data unmounted.
-  const size = await host.filesystemSize(device, fs).catch((err: unknown) => {
+  const measure = () => host.filesystemSize(device, fs).catch((err: unknown) => {
     log.warn({ ...context, err }, 'could not read the size of the filesystem');
     return undefined;
   });
+  let size = await measure();
+  // Grown by a modification while detached: ext4 grows here, before the mount (xfs only grows
+  // mounted: FilesystemGrowth.afterMount). A grow that fails leaves the data as it was.
+  if (fs === 'ext4' && !formatted && size !== undefined && roomToGrow(await host.deviceSize(device), size)) {
+    log.info({ ...context, filesystemMiB: toMiB(size) }, 'the device is bigger than its filesystem: growing it before the mount');
+    await host.growFilesystem(device, fs).then(
+      async () => (size = await measure()),
+      (err: unknown) => log.error({ ...context, err }, 'could not grow the filesystem; mounting it at its old size'),
+    );
+  }
   await beforeMount(formatted, size);
   await host.mount(device, mountpoint, fs, volume.mountopts);
   // Right after the first mount, before the Mount answers and so before any task writes: one way

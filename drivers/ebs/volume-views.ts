@@ -1,6 +1,9 @@
 import type { VolumeInfo } from '../driver.js';
+import { describeInitialization, describeModification } from '../../aws/volume-progress.js';
+import type { OperationContext } from '../../core/context.js';
 import { optionsOf, type EbsVolume } from '../../core/schema/ebs-volume.js';
 import type { MoveProgress } from '../../snapshot/zone-move.js';
+import type { ProgressCache, VolumeProgress } from './progress-cache.js';
 
 /**
  * What Get and List show of a relocatable volume. The same VolumeInfo for as long as its catalog
@@ -14,7 +17,15 @@ export class VolumeViews {
     private readonly mountpointOf: (name: string) => string,
     /** The move a Mount in flight on this node is making of a volume. */
     private readonly moveOf: (name: string) => MoveProgress | undefined,
+    private readonly progress: ProgressCache,
   ) {}
+
+  /** What Get shows: `info`, and what EC2 is doing to the volume (a modification, its initialization). */
+  async detailed(volume: EbsVolume, mountedHere: boolean, ctx: OperationContext): Promise<VolumeInfo> {
+    const progress = await this.progress.of(volume, ctx);
+    if (!progress.modification && !progress.initialization) return this.info(volume, mountedHere);
+    return this.describe(volume, mountedHere, this.moveOf(volume.name), progress);
+  }
 
   info(volume: EbsVolume, mountedHere: boolean): VolumeInfo {
     const move = this.moveOf(volume.name);
@@ -26,7 +37,7 @@ export class VolumeViews {
     return info;
   }
 
-  private describe(volume: EbsVolume, mountedHere: boolean, move: MoveProgress | undefined): VolumeInfo {
+  private describe(volume: EbsVolume, mountedHere: boolean, move: MoveProgress | undefined, progress?: VolumeProgress): VolumeInfo {
     const status: VolumeInfo['status'] = {
       backing: 'relocatable',
       volumeId: volume.id,
@@ -41,6 +52,13 @@ export class VolumeViews {
     if (volume.tagProblems.length > 0) status.tagProblems = volume.tagProblems.join('; ');
     if (volume.iops !== undefined) status.iops = volume.iops;
     if (volume.throughput !== undefined) status.throughput = volume.throughput;
+    // As the node holding it last measured; a volume not mounted since it was made shows none.
+    if (volume.filesystemMiB !== undefined) status.filesystemSize = `${volume.filesystemMiB} MiB`;
+    if (progress?.modification) {
+      status.modification = describeModification(progress.modification);
+      if (progress.modification.nextAllowedAt) status.nextModification = `not before ${progress.modification.nextAllowedAt.toISOString()}${progress.modification.state === 'completed' ? '' : ', once this one completes'}`;
+    }
+    if (progress?.initialization) status.initialization = describeInitialization(progress.initialization);
     if (volume.attachment) {
       status.attachedTo = volume.attachment.instanceId;
       status.attachment = volume.attachment.state;

@@ -152,7 +152,7 @@ describe('gc plan', () => {
     id, name: 'db1', zone: 'us-east-1a', state: 'available', size: 1, type: 'gp3', iops: undefined, throughput: undefined, encrypted: true,
     generation, fs: 'ext4', mountopts: [], kmskeyid: undefined, snapshot: undefined, createdAt: new Date(generation * 1000), attachment: undefined,
     snapshotCurrent: undefined, blank: false, formatted: false, restoredFrom: undefined, lastAttach: undefined, readBarrier: undefined, movedFrom: undefined,
-    backup: undefined, backupRetain: 7, drRegion: undefined, initRate: undefined, rootOwner: { uid: 0, gid: 0, mode: '0755' }, filesystemMiB: undefined, tagProblems: [], region: 'us-east-1', tags: {}, ...more,
+    backup: undefined, backupRetain: 7, drRegion: undefined, initRate: undefined, rootOwner: { uid: 0, gid: 0, mode: '0755' }, filesystemMiB: undefined, modifiedAt: undefined, tagProblems: [], region: 'us-east-1', tags: {}, ...more,
   });
   const snap = (id: string, at: number, state = 'completed', reason = 'unmount'): SnapshotRecord => ({
     id, region: 'us-east-1', name: 'db1', volumeId: 'vol-1', state, progress: 100, startedAt: new Date(at), generation: 1, tags: { 'stowage:snapshot-reason': reason },

@@ -106,8 +106,8 @@ export class FakeHost implements Host {
   async filesystemSize(device: string): Promise<number> {
     return this.filesystemBytes.get(device) ?? GiB;
   }
-  async growFilesystem(device: string, mountpoint: string, fs: Filesystem): Promise<void> {
-    this.calls.push(`growFilesystem ${device} ${mountpoint} ${fs}`);
+  async growFilesystem(device: string, fs: Filesystem, mountpoint?: string): Promise<void> {
+    this.calls.push(`growFilesystem ${device} ${fs}${mountpoint !== undefined ? ` ${mountpoint}` : ''}`);
     if (this.growFails.has(device)) throw new HostError(`resize2fs ${device} failed (exit code 1)`);
     this.filesystemBytes.set(device, await this.deviceSize(device));
   }

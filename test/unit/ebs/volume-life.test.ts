@@ -79,21 +79,21 @@ describe('filesystem growth (17.1)', () => {
     const device = `/dev/nvme-${id}`;
     host.deviceBytes.set(device, 3 * GiB);
     for (let i = 0; i < 200 && tagsOf(id)['stowage:fs-size-mib'] !== '3072'; i++) await delay(10);
-    expect(host.calls.filter((c) => c.startsWith('growFilesystem'))).toEqual([`growFilesystem ${device} /mnt/stowage/data ext4`]);
+    expect(host.calls.filter((c) => c.startsWith('growFilesystem'))).toEqual([`growFilesystem ${device} ext4 /mnt/stowage/data`]);
     expect(tagsOf(id)['stowage:fs-size-mib']).toBe('3072');
     // Grown once: later checks see the same device size and do nothing.
     await delay(50);
     expect(host.calls.filter((c) => c.startsWith('growFilesystem'))).toHaveLength(1);
   });
 
-  test('a volume grown while detached is grown right after its next Mount; a grow that fails leaves it mounted', async () => {
+  test('an ext4 volume grown while detached is grown offline by its next Mount, before the mount; a grow that fails leaves it mounted', async () => {
     const id = ec2.addVolume('data', HERE, {}, [{ Key: 'stowage:formatted', Value: 'true' }]);
     const device = `/dev/nvme-${id}`;
     host.filesystems.set(device, 'ext4');
     host.deviceBytes.set(device, 2 * GiB);
     await driver.mount('data', ctx('data'));
     const calls = host.calls.filter((c) => /^(mount|growFilesystem)/.test(c));
-    expect(calls).toEqual([`mount ${device} /mnt/stowage/data ext4`, `growFilesystem ${device} /mnt/stowage/data ext4`]);
+    expect(calls).toEqual([`growFilesystem ${device} ext4`, `mount ${device} /mnt/stowage/data ext4`]);
     expect(tagsOf(id)['stowage:fs-size-mib']).toBe('2048');
 
     const other = ec2.addVolume('other', HERE, {}, [{ Key: 'stowage:formatted', Value: 'true' }]);

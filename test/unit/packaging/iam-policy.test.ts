@@ -128,6 +128,8 @@ const RESOURCES_OF: Record<string, string[]> = {
   'ec2:DetachVolume': ['volume', 'instance'],
   'ec2:CreateVolume': ['volume', 'snapshot'],
   'ec2:DeleteVolume': ['volume'],
+  // stowage modify (Service Authorization Reference: ModifyVolume, resource type volume*, aws:ResourceTag).
+  'ec2:ModifyVolume': ['volume'],
   'ec2:CreateSnapshot': ['volume', 'snapshot'],
   'ec2:CopySnapshot': ['snapshot'],
   'ec2:DeleteSnapshot': ['snapshot'],

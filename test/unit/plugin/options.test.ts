@@ -35,7 +35,7 @@ describe('parseOptions', () => {
     [{ ebstype: 'gp9' }, 'ebstype', 'gp3, gp2'],
     [{ ebstype: 'st1' }, 'size', 'from 125 to 16384'],
     [{ ebstype: 'gp2', iops: '3000' }, 'iops', 'no settable IOPS'],
-    [{ size: '4', iops: '4000' }, 'iops', 'from 3000 to 2000'],
+    [{ size: '4', iops: '4000' }, 'iops', 'from 3000 to 3000'],
     [{ iops: '3000', throughput: '1000' }, 'throughput', 'from 125 to 750'],
     [{ encrypted: 'yes' }, 'encrypted', 'true, false'],
     [{ encrypted: 'false', kmskeyid: 'alias/x' }, 'kmskeyid', 'encrypted=true'],
