@@ -162,7 +162,7 @@ export async function openBackend(config: Config, log: Logger, metrics: WorkMetr
     ebs = createEbsDriver({
       ec2, counter, log: driverLog, identity, cluster: config.cluster, mountRoot: config.mountRoot,
       host: createLinuxHost({ deviceDir, log: driverLog }),
-      fenceAfterMs: config.fenceAfterMs, pollInitialMs: target.pollInitialMs,
+      fenceAfterMs: config.fenceAfterMs, fenceMode: config.fenceMode, pollInitialMs: target.pollInitialMs,
       snapshotOnUnmount: config.snapshotOnUnmount, snapshotRetain: config.snapshotRetain, metrics,
       // Ticks often enough for the shortest interval a Create may ask for; every completed backup
       // of a volume with a DR region is copied there, with the DR region's key.

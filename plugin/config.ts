@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { FENCE_MODES, type FenceMode } from '../drivers/ebs/fencing.js';
 import { ConfigError } from '../core/errors.js';
 import { BACKINGS, EBS_LIMITS, type Backing } from '../core/volume-options.js';
 import { isLogLevel } from '../core/log.js';
@@ -28,6 +29,7 @@ export interface Config {
   localcloudUrl: string | undefined;
   localcloudDir: string | undefined;
   fenceAfterMs: number;
+  fenceMode: FenceMode;
   snapshotOnUnmount: boolean;
   /** Snapshots kept per relocatable volume after a move or an unmount snapshot. */
   snapshotRetain: number;
@@ -75,7 +77,8 @@ export const SETTINGS = {
   STOWAGE_DEVICE_DIR: { default: '/dev/disk/by-id', meaning: 'where block devices appear by volume id' },
   STOWAGE_INSTANCE_ID: { default: '', meaning: 'this node\'s instance id, overriding IMDS (with STOWAGE_AZ)' },
   STOWAGE_AZ: { default: '', meaning: 'this node\'s availability zone, overriding IMDS (with STOWAGE_INSTANCE_ID)' },
-  STOWAGE_FENCE_AFTER: { default: '120s', meaning: 'a holder whose heartbeat is older than this may be force-detached' },
+  STOWAGE_FENCE: { default: 'heartbeat', meaning: 'when another node\'s hold on a volume may be broken: heartbeat (stopped, or heartbeat unchanged for STOWAGE_FENCE_AFTER), stopped, off' },
+  STOWAGE_FENCE_AFTER: { default: '120s', meaning: 'a holder whose heartbeat has not changed for this long (on this node\'s clock) may be force-detached' },
   STOWAGE_SNAPSHOT_ON_UNMOUNT: { default: 'true', meaning: 'start an incremental snapshot after each clean unmount: true, false' },
   STOWAGE_SNAPSHOT_RETAIN: { default: '1', meaning: 'completed snapshots kept per relocatable volume (older ones are deleted)' },
   STOWAGE_SHARED_DELETE: { default: 'false', meaning: 'delete a shared volume\'s data at Remove instead of moving it aside: true, false' },
@@ -277,6 +280,7 @@ export function loadConfig(env: Env = process.env, defaults: { backend?: 'aws' |
     // Port 0 (any free port) is for tests that run several embedded localclouds at once.
     localcloudListen: listenAddress(env, 'STOWAGE_LOCALCLOUD_LISTEN')!,
     fenceAfterMs: duration(env, 'STOWAGE_FENCE_AFTER', 1000, 3_600_000),
+    fenceMode: choice(env, 'STOWAGE_FENCE', FENCE_MODES),
     snapshotOnUnmount: flag(env, 'STOWAGE_SNAPSHOT_ON_UNMOUNT'),
     snapshotRetain: count(env, 'STOWAGE_SNAPSHOT_RETAIN', 1000),
     sharedDelete: flag(env, 'STOWAGE_SHARED_DELETE'),

@@ -41,12 +41,13 @@ export class Detacher {
   async unmount(name: string, mountpoint: string, ctx: OperationContext): Promise<void> {
     const host = this.deps.host.withLog(ctx.log);
     // A busy umount throws (naming what holds it) before anything is detached.
-    if (await host.mountAt(mountpoint)) await host.unmount(mountpoint);
+    const wasMounted = (await host.mountAt(mountpoint)) !== undefined;
+    if (wasMounted) await host.unmount(mountpoint);
     try {
-      await this.detach(name, ctx);
+      await this.detach(name, wasMounted, ctx);
     } catch (err) {
       ctx.log.warn({ err }, 'unmounted; the detach goes on in the background');
-      this.background.start(name, ctx.log, (attempt) => this.detach(name, attempt));
+      this.background.start(name, ctx.log, (attempt) => this.detach(name, true, attempt));
     }
   }
 
@@ -59,12 +60,18 @@ export class Detacher {
     return this.background.stopAll();
   }
 
-  private async detach(name: string, ctx: OperationContext): Promise<void> {
+  /**
+   * `wasMounted`: this node had it mounted, so it is attached here whatever a lagging Describe says
+   * (EC2 is eventually consistent); DetachVolume, which acts on EC2's current state, decides.
+   */
+  private async detach(name: string, wasMounted: boolean, ctx: OperationContext): Promise<void> {
     const { calls, catalog, me } = this.deps;
     const log = ctx.log;
     try {
       const volume = await catalog.lookup(name, ctx.deadline, log);
-      const mine = volume?.attachment?.instanceId === me ? volume.attachment : undefined;
+      const seen = volume?.attachment?.instanceId === me ? volume.attachment : undefined;
+      if (!volume && wasMounted) throw new PendingError(`unmounted, but EC2 does not show volume ${name} yet to detach it; it goes on`, { instance: me });
+      const mine = seen ?? (wasMounted ? { instanceId: me, state: 'attached', device: undefined, attachTime: undefined } : undefined);
       if (!volume || !mine) {
         log.info({ volumeId: volume?.id }, 'unmounted; volume not attached here, nothing to detach');
         return;

@@ -20,7 +20,8 @@ import { DeviceNameAllocator } from './device-names.js';
 import { EbsCalls } from './ebs-calls.js';
 import { FilesystemGrowth } from './fs-growth.js';
 import { ProgressCache } from './progress-cache.js';
-import { Fencing } from './fencing.js';
+import { Fencing, type FenceMode } from './fencing.js';
+import { LossWatch } from './loss-watch.js';
 import { HolderWait } from './holder.js';
 import { MountFlight } from './mount-flight.js';
 import { Mounter } from './mounter.js';
@@ -39,8 +40,12 @@ export interface EbsDriverDeps {
   mountRoot: string;
   counter: CallCounter;
   log: Logger;
-  /** STOWAGE_FENCE_AFTER: a holder whose heartbeat is older may be force-detached. */
+  /** STOWAGE_FENCE_AFTER: a holder whose heartbeat has not changed for this long may be force-detached. */
   fenceAfterMs: number;
+  /** STOWAGE_FENCE (default heartbeat). */
+  fenceMode?: FenceMode;
+  /** How long EC2 must keep showing a mounted volume as no longer ours before it is unmounted (default 10 s). */
+  lossConfirmMs?: number;
   /** Default fenceAfterMs / 4, so three beats may fail before anyone fences this node. */
   heartbeatIntervalMs?: number;
   /** First poll of a volume state (default 1 s); a few ms on a zero-latency emulator. */
@@ -95,6 +100,8 @@ class EbsDriverImpl implements EbsDriver {
   private readonly remover: VolumeRemover;
   private readonly backups: BackupScheduler;
   private readonly growth: FilesystemGrowth;
+  private readonly lossWatch: LossWatch;
+  private lossTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: EbsDriverDeps) {
     const { ec2, counter, cluster, host, log, metrics } = deps;
@@ -114,6 +121,7 @@ class EbsDriverImpl implements EbsDriver {
       heartbeatIntervalMs: deps.heartbeatIntervalMs ?? deps.fenceAfterMs / 4,
       now,
       log,
+      mode: deps.fenceMode ?? 'heartbeat',
     });
     const names = new DeviceNameAllocator({ now });
     const snapshots = new SnapshotStore({ ec2, counter, cluster, pollInitialMs, ...retry });
@@ -140,16 +148,21 @@ class EbsDriverImpl implements EbsDriver {
     this.detacher = new Detacher({ calls, host, catalog, names, snapshots, me: this.me, snapshotOnUnmount: deps.snapshotOnUnmount ?? false, snapshotRetain });
     this.remover = new VolumeRemover({ calls, host, catalog, snapshots });
     this.backups = createBackupScheduler({ catalog, snapshots, host, me: this.me, mountRoot: deps.mountRoot, mountpointOf: (name) => this.mountpointOf(name), log, now, ...deps.backups });
+    this.lossWatch = new LossWatch({ host, catalog, me: this.me, mountRoot: deps.mountRoot, log, confirmMs: deps.lossConfirmMs ?? 10_000, mounting: (name) => this.flight.has(name) });
   }
 
   start(): void {
     this.fencing.start();
     this.backups.start();
     this.growth.start();
+    this.lossTimer ??= setInterval(() => void this.lossWatch.check(), this.deps.heartbeatIntervalMs ?? this.deps.fenceAfterMs / 4);
+    this.lossTimer.unref();
   }
 
   stop(): Promise<void> {
     this.fencing.stop();
+    clearInterval(this.lossTimer);
+    this.lossTimer = undefined;
     return Promise.all([this.detacher.stop(), this.growth.stop(), this.backups.stop()]).then(() => undefined);
   }
 

@@ -10,13 +10,15 @@ import { CallCounter } from '../../../aws/call-counter.js';
 import { RegionalEc2 } from '../../../aws/regional-clients.js';
 import { resolveNodeIdentity } from '../../../aws/identity.js';
 import { delay } from '../../../core/delay.js';
-import { silentLogger } from '../../../core/log.js';
+import { createLogger, silentLogger } from '../../../core/log.js';
 import { createEbsDriver, type EbsDriver, type EbsDriverDeps } from '../../../drivers/ebs/ebs-driver.js';
 import type { Host } from '../../../host/host.js';
 import { createLinuxHost } from '../../../host/linux-host.js';
 import { startLocalcloud, type Localcloud, type LocalcloudOptions } from '../../../localcloud/index.js';
 
 export const CLUSTER = 'it';
+/** STOWAGE_TEST_LOG=debug shows the drivers' log lines on stderr while a test runs. */
+const testLog = process.env.STOWAGE_TEST_LOG ? createLogger(process.env.STOWAGE_TEST_LOG as 'debug', process.stderr) : silentLogger;
 
 export interface EbsNode {
   instanceId: string;
@@ -79,7 +81,7 @@ export async function startEbsWorld(prefix: string, options: Partial<LocalcloudO
       const host = createLinuxHost({ deviceDir: lc.deviceDir(instanceId) });
       const mountRoot = path.join(dir, `mnt-${nodes.length + 1}`);
       const driver = createEbsDriver({
-        ec2: ec2Of(zone), host, identity, cluster: CLUSTER, mountRoot, counter, log: silentLogger,
+        ec2: ec2Of(zone), host, identity, cluster: CLUSTER, mountRoot, counter, log: testLog.child({ node: nodes.length + 1 }),
         fenceAfterMs: 1500, heartbeatIntervalMs: 300, pollInitialMs: 20, stuckAttachMs: 5000, cacheTtlMs: 2000,
         retry: { minDelayMs: 20, maxDelayMs: 200, factor: 2 },
         ...extra,

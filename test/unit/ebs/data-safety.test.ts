@@ -105,3 +105,66 @@ test('unkind fake: a device found by its requested name is whatever disk has tha
   expect(await world.host.findDevice('vol-0000000000000abcd', '/dev/xvdq')).toBe('/dev/xvdq');
   expect(ME).toBeDefined();
 });
+
+describe('10: fencing judges a holder by its heartbeat changing, on the judge\'s own clock', () => {
+  test('a holder whose clock runs ten minutes slow but keeps beating is never fenced', async () => {
+    const { ec2 } = world;
+    const beat = (at: number) => [{ Key: 'stowage:heartbeat', Value: String(Math.floor(at / 1000)) }];
+    let slowClock = Date.now() - 600_000;
+    ec2.addInstance(OTHER, ZONE, 'running', beat(slowClock));
+    const beating = setInterval(() => {
+      slowClock += 1000;
+      ec2.instances.get(OTHER)!.Tags = beat(slowClock);
+    }, 100);
+    const id = ec2.addVolume('data', ZONE);
+    ec2.attachNow(id, OTHER, '/dev/xvdba');
+    driver = world.makeDriver({ fenceAfterMs: 300 });
+    try {
+      const err = await driver.mount('data', ctx('data', 1500)).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(VolumeBusyError);
+      expect(ec2.sequence()).not.toContain('DetachVolume');
+    } finally {
+      clearInterval(beating);
+    }
+  });
+
+  test('a heartbeat from the future that never changes is stale once unchanged for STOWAGE_FENCE_AFTER', async () => {
+    const { ec2, logLines } = world;
+    ec2.addInstance(OTHER, ZONE, 'running', [{ Key: 'stowage:heartbeat', Value: String(Math.floor(Date.now() / 1000) + 3600) }]);
+    const id = ec2.addVolume('data', ZONE);
+    ec2.attachNow(id, OTHER, '/dev/xvdba');
+    driver = world.makeDriver({ fenceAfterMs: 300 });
+    await expect(driver.mount('data', ctx('data', 3000))).resolves.toBe('/mnt/stowage/data');
+    expect(ec2.input('DetachVolume')).toMatchObject({ VolumeId: id, InstanceId: OTHER, Force: true });
+    expect(logLines.find((l) => /FORCE-DETACHING/.test(String(l.msg)))?.reason).toMatch(/has not changed for/);
+  });
+
+  test('STOWAGE_FENCE=off never force-detaches, =stopped only a stopped or terminated holder', async () => {
+    const { ec2 } = world;
+    ec2.addInstance(OTHER, ZONE, 'stopped', [{ Key: 'stowage:heartbeat', Value: '1' }]);
+    const id = ec2.addVolume('data', ZONE);
+    ec2.attachNow(id, OTHER, '/dev/xvdba');
+    driver = world.makeDriver({ fenceAfterMs: 100, fenceMode: 'off' });
+    await expect(driver.mount('data', ctx('data', 500))).rejects.toBeInstanceOf(VolumeBusyError);
+    expect(ec2.sequence()).not.toContain('DetachVolume');
+    await driver.stop();
+    ec2.instances.get(OTHER)!.State = { Name: 'running' };
+    driver = world.makeDriver({ fenceAfterMs: 100, fenceMode: 'stopped' });
+    await expect(driver.mount('data', ctx('data', 800))).rejects.toBeInstanceOf(VolumeBusyError);
+    expect(ec2.sequence()).not.toContain('DetachVolume');
+  });
+
+  test('a node that finds it lost a volume it had mounted unmounts it, loudly', async () => {
+    const { ec2, host, logLines } = world;
+    ec2.addInstance(OTHER, ZONE, 'running', []);
+    const id = ec2.addVolume('data', ZONE);
+    driver = world.makeDriver({ heartbeatIntervalMs: 50, cacheTtlMs: 10, lossConfirmMs: 150 });
+    driver.start();
+    await driver.mount('data', ctx('data'));
+    // Another node fenced this one: the volume is attached there now.
+    ec2.volumes.get(id)!.Attachments = [{ VolumeId: id, InstanceId: OTHER, Device: '/dev/xvdbb', State: 'attached' }];
+    for (let i = 0; i < 40 && (await host.mountAt('/mnt/stowage/data')); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await host.mountAt('/mnt/stowage/data')).toBeUndefined();
+    expect(logLines.some((l) => l.level === 50 && l.volume === 'data' && /LOST/.test(String(l.msg)))).toBe(true);
+  });
+});
