@@ -98,7 +98,8 @@ export async function prepareAndMount(
   let size = await measure();
   // Grown by a modification while detached: ext4 grows here, before the mount (xfs only grows
   // mounted: FilesystemGrowth.afterMount). A grow that fails leaves the data as it was.
-  if (fs === 'ext4' && !formatted && size !== undefined && roomToGrow(await host.deviceSize(device), size)) {
+  const deviceBytes = await host.deviceSize(device).catch(() => 0);
+  if (fs === 'ext4' && !formatted && size !== undefined && roomToGrow(deviceBytes, size)) {
     log.info({ ...context, filesystemMiB: toMiB(size) }, 'the device is bigger than its filesystem: growing it before the mount');
     await host.growFilesystem(device, fs).then(
       async () => (size = await measure()),
