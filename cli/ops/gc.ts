@@ -14,7 +14,7 @@ import { groupVolumes, readRegion, type RegionInventory, type SnapshotRecord } f
 import { printJson, regionErrors, reportRegionFailures, table } from './output.js';
 import { deleteRemovedShare, removedShares } from './removed-shares.js';
 
-export type GcKind = 'delete-volume' | 'delete-snapshot' | 'delete-access-point' | 'detach' | 'delete-removed-data';
+export type GcKind = 'delete-volume' | 'delete-snapshot' | 'delete-access-point' | 'detach' | 'delete-removed-data' | 'report-duplicate';
 
 /** One thing Stowage left behind, what gc does about it, and why it is safe. */
 export interface GcAction {
@@ -37,7 +37,16 @@ export function planRegion(inv: RegionInventory, retain: number, goneInstances: 
   for (const group of groupVolumes(inv.volumes)) {
     for (const v of group.others) {
       // A move's copy whose source still exists is work in progress, not a leftover.
-      if (v.state !== 'available' || v.attachment || isUnfinishedCopy(v, inv.volumes)) continue;
+      if (isUnfinishedCopy(v, inv.volumes)) continue;
+      // Two live volumes of one generation: which holds the data is for a person to say (invariant 10).
+      if (v.generation === group.current.generation) {
+        actions.push({
+          kind: 'report-duplicate', region, name: v.name, id: v.id,
+          reason: `duplicate: ${group.current.id} (${group.current.zone}) and ${v.id} (${v.zone}) both carry the name at generation ${v.generation}; Get and Mount refuse it until one is removed (gc never chooses)`,
+        });
+        continue;
+      }
+      if (v.state !== 'available' || v.attachment) continue;
       actions.push({
         kind: 'delete-volume', region, name: v.name, id: v.id,
         reason: `superseded: ${group.current.id} (generation ${group.current.generation}, ${group.current.zone}) carries the name`,
@@ -103,6 +112,8 @@ async function apply(ctx: OpsContext, t: RegionTarget, a: GcAction): Promise<voi
   const started = Date.now();
   let requestId: string | undefined;
   switch (a.kind) {
+    case 'report-duplicate':
+      return;
     case 'delete-volume':
       ({ $metadata: { requestId } } = await ctx.aws('DeleteVolume', () => t.ec2.send(new DeleteVolumeCommand({ VolumeId: a.id })), { ...context, volumeId: a.id }));
       break;

@@ -55,6 +55,8 @@ export interface EbsVolume {
   modifiedAt: Date | undefined;
   /** Tags whose values break the option rules; such a volume is shown but never mounted. */
   tagProblems: string[];
+  /** Set by currentOf: every live volume of the name when more than one carries it (invariant 10). */
+  duplicates?: EbsVolume[];
   /** Set by currentOf: the unfinished copy of this volume that a cross-zone move is making. */
   movingTo?: EbsVolume;
 }
@@ -144,7 +146,14 @@ export function currentOf(volumes: EbsVolume[]): EbsVolume | undefined {
   const current = pickCurrent(volumes);
   if (!current) return undefined;
   const copy = volumes.find((v) => v.movedFrom === current.id && isUnfinishedCopy(v, volumes));
-  return copy ? { ...current, movingTo: copy } : current;
+  const duplicates = liveDuplicates(volumes);
+  if (!copy && duplicates.length === 0) return current;
+  return { ...current, ...(copy && { movingTo: copy }), ...(duplicates.length > 0 && { duplicates }) };
+}
+
+/** Invariant 10: a name two live volumes carry is refused, naming both (aws-ebs-csi-driver's ErrMultiDisks). */
+export function describeDuplicates(name: string, duplicates: EbsVolume[]): string {
+  return `volume ${name} is carried by ${duplicates.length} live EBS volumes (${duplicates.map((v) => `${v.id} in ${v.zone}, generation ${v.generation}`).join('; ')}); remove the one that is not the data (stowage gc lists them)`;
 }
 
 /** The options a volume was created with, as far as EC2 and its tags tell. */

@@ -4,7 +4,8 @@ import type { Driver, VolumeInfo } from '../driver.js';
 import type { Host } from '../../host/host.js';
 import type { OperationContext } from '../../core/context.js';
 import { delay } from '../../core/delay.js';
-import { PendingError, VolumeBusyError } from '../../core/errors.js';
+import { PendingError, VolumeBusyError, VolumeConflictError } from '../../core/errors.js';
+import { describeDuplicates } from '../../core/schema/ebs-volume.js';
 import type { Logger } from '../../core/log.js';
 import type { WorkMetrics } from '../../core/metrics.js';
 import type { VolumeOptions } from '../../core/volume-options.js';
@@ -190,6 +191,7 @@ class EbsDriverImpl implements EbsDriver {
     // a wrong "no such volume" makes dockerd create a duplicate or fail a Mount.
     const volume = (await this.catalog.all(ctx.deadline, ctx.log)).get(name) ?? (await this.catalog.lookup(name, ctx.deadline, ctx.log));
     if (!volume) return undefined;
+    if (volume.duplicates) throw new VolumeConflictError(describeDuplicates(name, volume.duplicates), { volumeId: volume.id });
     const mounted = await this.deps.host.mountAt(this.mountpointOf(name));
     return this.views.detailed(volume, mounted !== undefined, ctx);
   }

@@ -2,10 +2,10 @@ import { randomUUID } from 'node:crypto';
 import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import type { OperationContext } from '../../core/context.js';
 import { Tags } from '../../core/schema/tags.js';
-import { CloudError, DataSafetyError, PendingError, VolumeBusyError, VolumeNotFoundError } from '../../core/errors.js';
+import { CloudError, DataSafetyError, PendingError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../../core/errors.js';
 import { isNotFound } from '../../aws/errors.js';
 import type { Logger } from '../../core/log.js';
-import type { EbsVolume } from '../../core/schema/ebs-volume.js';
+import { describeDuplicates, type EbsVolume } from '../../core/schema/ebs-volume.js';
 import type { Host } from '../../host/host.js';
 import type { SnapshotStore } from '../../snapshot/snapshot-store.js';
 import { describeMove, type ZoneMover } from '../../snapshot/zone-move.js';
@@ -51,6 +51,7 @@ export class Mounter {
       let volume = await catalog.lookup(name, deadline, log);
       if (!volume) throw new VolumeNotFoundError(name);
       progress.context = { volumeId: volume.id, zone: volume.zone };
+      if (volume.duplicates) throw new VolumeConflictError(describeDuplicates(name, volume.duplicates), progress.context);
       // Invariant 11: tags are input; a value the option rules refuse (say, a mount option off the
       // allow-list planted by whoever may tag volumes) keeps the volume from being mounted at all.
       if (volume.tagProblems.length > 0) {

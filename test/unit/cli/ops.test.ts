@@ -190,6 +190,12 @@ describe('gc plan', () => {
     expect(plan.map((a) => a.id)).toEqual(['snap-m1']);
   });
 
+  test('issue 15.9: two live volumes of one generation are reported, never deleted: gc does not choose which holds the data', () => {
+    const plan = planRegion(inv([volume('vol-a', 1), volume('vol-b', 1, { zone: 'us-east-1b' })]), 1, new Set());
+    expect(plan.map((a) => [a.kind, a.id])).toEqual([['report-duplicate', 'vol-b']]);
+    expect(plan[0]!.reason).toMatch(/vol-a .* and vol-b .* both carry the name/);
+  });
+
   test('an attachment of a terminated instance is detached', () => {
     const held = volume('vol-1', 1, { state: 'in-use', attachment: { instanceId: 'i-dead', state: 'attached', device: undefined, attachTime: undefined } });
     expect(planRegion(inv([held]), 1, new Set(['i-dead']))).toEqual([

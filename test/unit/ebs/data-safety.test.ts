@@ -3,7 +3,7 @@
  * its fix. The fake host is as unkind as Linux: a device found by its requested name (Xen) may be a
  * different disk, and a probe may see no signature on a disk that holds data.
  */
-import { PendingError, VolumeBusyError, DataSafetyError } from '../../../core/errors.js';
+import { PendingError, VolumeBusyError, VolumeConflictError, DataSafetyError } from '../../../core/errors.js';
 import type { EbsDriver } from '../../../drivers/ebs/ebs-driver.js';
 import { driverWorld, ME, OTHER, type DriverWorld } from './driver-world.js';
 
@@ -83,6 +83,19 @@ test('issue 16.2: tags are input — a mount option off the allow-list, or a for
   expect(host.calls.filter((c) => c.startsWith('mount'))).toEqual([]);
   const info = await driver.get('forged', ctx('forged'));
   expect(info?.status.tagProblems).toMatch(/mountopts/);
+});
+
+test('9: two live volumes carrying one name: Get and Mount refuse, naming both; nothing is attached', async () => {
+  const { ec2 } = world;
+  const first = ec2.addVolume('twin', ZONE);
+  const second = ec2.addVolume('twin', 'us-east-1b');
+  for (const call of [() => driver.get('twin', ctx('twin')), () => driver.mount('twin', ctx('twin'))]) {
+    const err = await call().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(VolumeConflictError);
+    expect(String(err)).toContain(first);
+    expect(String(err)).toContain(second);
+  }
+  expect(ec2.sequence()).not.toContain('AttachVolume');
 });
 
 test('12: an Unmount waits for a Mount in flight only within its own deadline', async () => {
