@@ -89,8 +89,10 @@ export class ZoneMover {
       const listed = currentOf(await this.deps.named(name, step.deadline, step.log));
       if (!listed) throw new VolumeNotFoundError(name);
       const copy = listed.movingTo;
-      // What the copy is made from is decided on a view that holds every change before this move.
-      const source = copy || listed.zone === targetZone ? listed : await this.deps.snapshots.fresh(listed.id, step);
+      // What the copy is made from, and whether the source is held, are decided on a view that
+      // holds every change before this move (a lagging Describe may show an attachment long gone).
+      const decides = (!copy && listed.zone !== targetZone) || listed.attachment !== undefined;
+      const source = decides ? await this.deps.snapshots.fresh(listed.id, step) : listed;
       if (!source) continue;
       if (!copy && source.zone === targetZone) {
         step.log.info({ volumeId: source.id, zone: targetZone, generation: source.generation, ms: Date.now() - started }, 'cross-zone move done');

@@ -1,7 +1,8 @@
 import { DetachVolumeCommand } from '@aws-sdk/client-ec2';
-import { Ec2Code, hasCode } from '../../aws/errors.js';
+import { Ec2Code, hasCode, isNotFound } from '../../aws/errors.js';
 import { WaitTimeoutError } from '../../aws/volume-waiter.js';
 import type { OperationContext } from '../../core/context.js';
+import { delay } from '../../core/delay.js';
 import { PendingError, VolumeBusyError } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import type { EbsVolume } from '../../core/schema/ebs-volume.js';
@@ -31,6 +32,7 @@ export interface DetacherDeps {
 /** Unmount (invariant 4): sync + umount, then detach; never detach while anything is mounted. */
 export class Detacher {
   private readonly background = new BackgroundDetach();
+  private readonly snapshotting = new Map<string, Promise<string | undefined>[]>();
 
   constructor(private readonly deps: DetacherDeps) {}
 
@@ -94,7 +96,7 @@ export class Detacher {
         throw new PendingError(`unmounted, but EC2 is still detaching ${volume.id} from ${me}; it goes on`, context);
       }
       log.info(context, 'volume unmounted and detached');
-      if (this.deps.snapshotOnUnmount) void this.snapshotAfterUnmount(volume, log);
+      if (this.deps.snapshotOnUnmount) this.track(volume.name, this.snapshotAfterUnmount(volume, log));
     } finally {
       catalog.invalidate();
     }
@@ -105,22 +107,46 @@ export class Detacher {
    * taken now holds it; a later cross-zone Mount restores from it without waiting for a snapshot. In
    * the background: the Unmount has answered. A failure costs only that head start.
    */
-  private async snapshotAfterUnmount(volume: EbsVolume, log: Logger): Promise<void> {
+  private async snapshotAfterUnmount(volume: EbsVolume, log: Logger): Promise<string | undefined> {
     const { snapshots } = this.deps;
     const step = { deadline: Date.now() + BACKGROUND_LIMIT_MS, log };
     const started = Date.now();
+    let taken: string | undefined;
     try {
-      const taken = await snapshots.create(volume, 'unmount', step);
-      const current = await snapshots.markCurrent(volume, taken.id, step);
-      if (current !== taken.id) {
-        await snapshots.delete(taken.id, step);
-        return;
+      taken = (await snapshots.create(volume, 'unmount', step)).id;
+      const current = await snapshots.markCurrent(volume, taken, step);
+      if (current !== taken) {
+        await snapshots.delete(taken, step);
+        return undefined;
       }
-      await snapshots.prune(volume.name, this.deps.snapshotRetain, new Set([taken.id]), step);
-      log.info({ volumeId: volume.id, snapshotId: taken.id, generation: volume.generation, ms: Date.now() - started }, 'snapshot on unmount started and recorded');
+      await snapshots.prune(volume.name, this.deps.snapshotRetain, new Set([taken]), step);
+      log.info({ volumeId: volume.id, snapshotId: taken, generation: volume.generation, ms: Date.now() - started }, 'snapshot on unmount started and recorded');
+      return taken;
     } catch (err) {
+      // The volume was removed meanwhile: its moving snapshot goes with it, never left behind.
+      if (taken !== undefined && isNotFound(err)) {
+        await snapshots.delete(taken, step).catch((cleanup: unknown) => log.warn({ err: cleanup, snapshotId: taken }, 'snapshot of a removed volume not deleted'));
+        return undefined;
+      }
       log.warn({ volumeId: volume.id, err }, 'snapshot on unmount failed; a cross-zone move of this volume will take a snapshot itself');
+      return taken;
     }
+  }
+
+  /** The snapshots this node's Unmounts of `name` took (a Describe may not show them yet), waited for until `deadline`. */
+  async afterUnmountSnapshots(name: string, deadline: number): Promise<string[]> {
+    const late = delay(deadline - Date.now()).then(() => undefined);
+    const ids = await Promise.all((this.snapshotting.get(name) ?? []).map((work) => Promise.race([work, late])));
+    return ids.filter((id): id is string => id !== undefined);
+  }
+
+  private track(name: string, work: Promise<string | undefined>): void {
+    this.snapshotting.set(name, [...(this.snapshotting.get(name) ?? []), work]);
+    void work.then(() => {
+      const left = (this.snapshotting.get(name) ?? []).filter((w) => w !== work);
+      if (left.length > 0) this.snapshotting.set(name, left);
+      else this.snapshotting.delete(name);
+    });
   }
 
   /**

@@ -147,7 +147,7 @@ class EbsDriverImpl implements EbsDriver {
     this.growth = new FilesystemGrowth({ host, calls, catalog, mountRoot: deps.mountRoot, log, intervalMs: deps.growCheckMs ?? 30_000 });
     this.mounter = new Mounter({ calls, host, catalog, snapshots, mover, attacher, holder, growth: this.growth, me: this.me, zone, pollInitialMs });
     this.detacher = new Detacher({ calls, host, catalog, names, snapshots, me: this.me, snapshotOnUnmount: deps.snapshotOnUnmount ?? false, snapshotRetain });
-    this.remover = new VolumeRemover({ calls, host, catalog, snapshots });
+    this.remover = new VolumeRemover({ calls, host, catalog, snapshots, unmountSnapshots: (name, deadline) => this.detacher.afterUnmountSnapshots(name, deadline) });
     this.backups = createBackupScheduler({ catalog, snapshots, host, me: this.me, mountRoot: deps.mountRoot, mountpointOf: (name) => this.mountpointOf(name), log, now, ...deps.backups });
     this.lossWatch = new LossWatch({ host, catalog, me: this.me, mountRoot: deps.mountRoot, log, confirmMs: deps.lossConfirmMs ?? 10_000, mounting: (name) => this.flight.has(name) });
   }

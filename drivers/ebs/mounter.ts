@@ -59,7 +59,10 @@ export class Mounter {
       }
       if (volume.state === 'creating') volume = await calls.waitUntil(volume, (v) => v?.State !== 'creating', 'to become available', deadline, log, progress);
       if (volume.attachment && volume.attachment.instanceId !== me) {
-        volume = await this.deps.holder.takeOver(volume, ctx.deadline, deadline, log, progress);
+        // A lagging Describe may still show a holder that let go: look on a fresh view before waiting on it.
+        progress.doing = `checking who holds ${volume.id}`;
+        volume = (await snapshots.fresh(volume.id, { deadline, log })) ?? volume;
+        if (volume.attachment && volume.attachment.instanceId !== me) volume = await this.deps.holder.takeOver(volume, ctx.deadline, deadline, log, progress);
       }
       // A copy another node is making elsewhere does not stop us: attaching here makes its move give up.
       if (volume.zone !== zone) volume = await this.moveAcrossZones(volume, deadline, log, progress);

@@ -1,4 +1,5 @@
 import { rmdir } from 'node:fs/promises';
+import { delay } from '../../core/delay.js';
 import { DeleteVolumeCommand } from '@aws-sdk/client-ec2';
 import { Ec2Code, hasCode, isNotFound } from '../../aws/errors.js';
 import type { OperationContext } from '../../core/context.js';
@@ -13,7 +14,13 @@ export interface RemoverDeps {
   host: Host;
   catalog: VolumeCatalog;
   snapshots: SnapshotStore;
+  /** The snapshots this node's Unmounts of a name took, once they are done. */
+  unmountSnapshots: (name: string, deadline: number) => Promise<string[]>;
 }
+
+/** Listings of a removed volume's moving snapshots: one now, and one after EC2's view has settled. */
+const AID_ROUNDS = 2;
+const AID_SETTLE_MS = 1500;
 
 /** Remove: only a volume that nothing holds, mounts or moves; its moving aids go with it, backups stay. */
 export class VolumeRemover {
@@ -22,8 +29,11 @@ export class VolumeRemover {
   async remove(name: string, mountpoint: string, ctx: OperationContext): Promise<void> {
     const { calls, catalog, snapshots } = this.deps;
     try {
-      const volume = await catalog.lookup(name, ctx.deadline, ctx.log);
-      if (!volume) throw new VolumeNotFoundError(name);
+      const listed = await catalog.lookup(name, ctx.deadline, ctx.log);
+      if (!listed) throw new VolumeNotFoundError(name);
+      // A lagging Describe may show an attachment long gone: a refusal is decided on a fresh view.
+      const fresh = listed.attachment && !listed.movingTo ? await snapshots.fresh(listed.id, ctx) : listed;
+      const volume = fresh ? { ...fresh, movingTo: listed.movingTo } : listed;
       const context = { volumeId: volume.id, zone: volume.zone };
       if (await this.deps.host.mountAt(mountpoint)) throw new VolumeBusyError(`volume ${name} is mounted at ${mountpoint} on this node`, context);
       if (volume.movingTo) {
@@ -44,7 +54,16 @@ export class VolumeRemover {
       ctx.log.info(context, 'volume deleted');
       catalog.madeHere(name, undefined);
       // The snapshots it took to move were means, not backups: they go with it (operator backups stay).
-      for (const snapshot of await snapshots.movingAids(name, ctx)) await snapshots.delete(snapshot.id, ctx);
+      // This node's own are named directly, and the listing is read again a moment later: a
+      // lagging Describe may not list one just taken (another node's, taken after this, goes by itself).
+      const gone = new Set<string>();
+      const deleted = new Set<string>();
+      for (const id of await this.deps.unmountSnapshots(name, ctx.deadline)) gone.add(id);
+      for (let round = 0; round < AID_ROUNDS; round++) {
+        if (round > 0) await delay(AID_SETTLE_MS);
+        for (const s of await snapshots.movingAids(name, ctx)) gone.add(s.id);
+        for (const id of gone) if (!deleted.has(id)) await snapshots.delete(id, ctx).then(() => deleted.add(id));
+      }
     } finally {
       catalog.invalidate();
     }

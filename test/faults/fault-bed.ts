@@ -112,7 +112,7 @@ export async function startFaultBed(label: string, cloud: Omit<LocalcloudOptions
     const snapshots = (await ec2.send(new DescribeSnapshotsCommand({ Filters: filter }))).Snapshots ?? [];
     return {
       volumes: volumes.map((v) => `${v.VolumeId} ${v.State} ${v.AvailabilityZone}`),
-      snapshots: snapshots.map((s) => `${s.SnapshotId} ${s.State}`),
+      snapshots: snapshots.map((s) => `${s.SnapshotId} ${s.State} ${s.Tags?.find((t) => t.Key === 'stowage:snapshot-reason')?.Value ?? ''}`),
       attachments: volumes.flatMap((v) => (v.Attachments ?? []).map((a) => `${v.VolumeId} ${a.InstanceId} ${a.State}`)),
       loopDevices: loopsUnder(lc.dir),
       mounts: (await readMountinfo()).filter((m) => isUnder(m.target, dir)).map((m) => m.target),
