@@ -58,5 +58,5 @@ export function createEfsDriver(deps: EfsDriverDeps): SharedDriver {
           ...(deps.now && { now: deps.now }),
         });
   resumeHolders(driver, deps.log ?? silentLogger);
-  return Object.assign(driver, { close: (log: Logger) => (holders.stop(), roots.close(log)) });
+  return Object.assign(driver, { close: async (log: Logger) => (await holders.stop(), roots.close(log)) });
 }

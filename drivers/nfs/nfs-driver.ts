@@ -74,5 +74,5 @@ export async function createNfsDriver(deps: NfsDriverDeps): Promise<SharedDriver
     ...(deps.cacheTtlMs !== undefined && { cacheTtlMs: deps.cacheTtlMs }),
   });
   resumeHolders(driver, deps.log);
-  return Object.assign(driver, { close: (log: Logger) => (holders.stop(), roots.close(log)) });
+  return Object.assign(driver, { close: async (log: Logger) => (await holders.stop(), roots.close(log)) });
 }

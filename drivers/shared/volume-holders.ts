@@ -35,7 +35,7 @@ interface Observation {
  * clocks: the judge only notes, on its own monotonic clock, how long it has seen the same value.
  */
 export class Holders {
-  private readonly beating = new Map<string, { timer: NodeJS.Timeout; seq: number }>();
+  private readonly beating = new Map<string, { timer: NodeJS.Timeout; seq: number; writing: Promise<void> }>();
   private readonly seen = new Map<string, Observation>();
   /** This node's name in the records. */
   readonly node: string;
@@ -139,10 +139,15 @@ export class Holders {
     }
   }
 
-  /** Stops every heartbeat (plugin shutdown); the records stay, and read as gone after staleMs. */
-  stop(): void {
-    for (const { timer } of this.beating.values()) clearInterval(timer);
+  /**
+   * Stops every heartbeat (plugin shutdown) once the beat being written ends: its open folders would
+   * keep the share busy for the unmount that follows. The records stay, and read as gone after staleMs.
+   */
+  async stop(): Promise<void> {
+    const states = [...this.beating.values()];
     this.beating.clear();
+    for (const { timer } of states) clearInterval(timer);
+    await Promise.all(states.map((s) => s.writing.catch(() => undefined)));
   }
 
   /** 'alive' when the value changed since a recent look; 'gone' when unchanged for staleMs; else ms unchanged so far. */
@@ -171,7 +176,7 @@ export class Holders {
 
   private async startBeating(folders: VolumeFolders, log: Logger): Promise<void> {
     if (this.beating.has(folders.root)) return;
-    const state = { seq: 0, timer: undefined as unknown as NodeJS.Timeout };
+    const state = { seq: 0, timer: undefined as unknown as NodeJS.Timeout, writing: Promise.resolve() };
     const beat = async (): Promise<void> => {
       state.seq += 1;
       await folders.inCluster(true, async (cluster) => {
@@ -182,7 +187,7 @@ export class Holders {
     await beat();
     if (this.beating.has(folders.root)) return;
     state.timer = setInterval(() => {
-      beat().catch((err: unknown) => log.warn({ err, share: folders.root }, 'cannot write this node\'s heartbeat on the share'));
+      state.writing = beat().catch((err: unknown) => log.warn({ err, share: folders.root }, 'cannot write this node\'s heartbeat on the share'));
     }, this.timing.beatMs);
     state.timer.unref();
     this.beating.set(folders.root, state);

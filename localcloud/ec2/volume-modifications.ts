@@ -53,14 +53,15 @@ export async function modifyVolume(cloud: Cloud, p: Params): Promise<Record<stri
   if (volume.state !== 'available') throw new ApiError('IncorrectState', `The volume '${volume.id}' is in the '${volume.state}' state.`);
   const last = volume.modification;
   if (last && last.state !== 'completed') throw new ApiError('IncorrectModificationState', `Volume ${volume.id} is already being modified.`);
+  // A request wrong in itself (a shrink) is refused as such, before the modification history counts.
+  const size = p.int('Size') ?? volume.size;
+  if (size < volume.size) throw new ApiError('InvalidParameterValue', `New size cannot be smaller than existing size`);
   if (last && Date.now() - Date.parse(last.startTime) < COOLDOWN_MS) {
     const next = new Date(Date.parse(last.startTime) + COOLDOWN_MS).toISOString();
     throw new ApiError('VolumeModificationRateExceeded', `You've reached the maximum modification rate per volume limit. Wait at least 6 hours between modifications per EBS volume (next allowed at ${next}).`);
   }
   const type = p.str('VolumeType') ?? volume.type;
   const keep = <T>(v: T | undefined, flag: keyof TypeLimits) => (type === volume.type && TYPES[type]?.[flag] ? v : undefined);
-  const size = p.int('Size') ?? volume.size;
-  if (size < volume.size) throw new ApiError('InvalidParameterValue', `New size cannot be smaller than existing size`);
   const target = volumeConfig(size, type, p.int('Iops') ?? keep(volume.iops, 'iops'), p.int('Throughput') ?? keep(volume.throughput, 'throughput'));
   const original: VolumeConfig = { size: volume.size, type: volume.type, iops: volume.iops, throughput: volume.throughput };
   if (JSON.stringify(target) === JSON.stringify(original))

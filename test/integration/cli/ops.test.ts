@@ -50,10 +50,11 @@ async function createVolume(ec2: EC2Client, zone: string, name: string, generati
   return out.VolumeId!;
 }
 
-async function snapshotOf(ec2: EC2Client, volumeId: string, name: string): Promise<string> {
+/** A snapshot as the plugin takes one to move a volume (reason `move`), or as an operator does. */
+async function snapshotOf(ec2: EC2Client, volumeId: string, name: string, reason = 'move'): Promise<string> {
   const out = await ec2.send(new CreateSnapshotCommand({
     VolumeId: volumeId,
-    TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: 'stowage:cluster', Value: CLUSTER }, { Key: 'stowage:volume', Value: name }] }],
+    TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: 'stowage:cluster', Value: CLUSTER }, { Key: 'stowage:volume', Value: name }, { Key: 'stowage:snapshot-reason', Value: reason }] }],
   }));
   return out.SnapshotId!;
 }
@@ -159,6 +160,9 @@ describe('stowage operator commands against localcloud in two regions', () => {
     const old = await createVolume(east.ec2, 'us-east-1a', 'gc-me', 1);
     const current = await createVolume(east.ec2, 'us-east-1b', 'gc-me', 2);
     await until('volumes available', async () => (await volumesNamed(east.ec2, 'gc-me')).every((v) => v.State === 'available'));
+    // An operator's backup, older than all: the one retention policy never deletes it.
+    const backup = await snapshotOf(east.ec2, current, 'gc-me', 'operator');
+    await new Promise((r) => setTimeout(r, 1100));
     const snaps: string[] = [];
     for (let i = 0; i < 3; i++) {
       snaps.push(await snapshotOf(east.ec2, current, 'gc-me'));
@@ -175,7 +179,7 @@ describe('stowage operator commands against localcloud in two regions', () => {
       [['delete-volume', old], ['delete-snapshot', snaps[0]], ['delete-snapshot', snaps[1]]].sort(),
     );
     expect((await volumesNamed(east.ec2, 'gc-me')).length).toBe(2);
-    expect((await snapshotsNamed(east.ec2, 'gc-me')).length).toBe(3);
+    expect((await snapshotsNamed(east.ec2, 'gc-me')).length).toBe(4);
     const dryText = await stowage(['gc', ...endpoints]);
     expect(dryText.stdout).toMatch(new RegExp(`would\\s+delete-volume\\s+us-east-1\\s+gc-me\\s+${old}\\s+superseded`));
     expect(dryText.stdout).toContain('dry run: nothing was changed');
@@ -184,7 +188,7 @@ describe('stowage operator commands against localcloud in two regions', () => {
     expect(applied.code).toBe(0);
     expect(applied.stdout).toMatch(new RegExp(`done\\s+delete-volume\\s+us-east-1\\s+gc-me\\s+${old}`));
     expect((await volumesNamed(east.ec2, 'gc-me')).map((v) => v.VolumeId)).toEqual([current]);
-    expect((await snapshotsNamed(east.ec2, 'gc-me')).map((s) => s.SnapshotId)).toEqual([snaps[2]]);
+    expect((await snapshotsNamed(east.ec2, 'gc-me')).map((s) => s.SnapshotId).sort()).toEqual([backup, snaps[2]].sort());
 
     const again = await stowage(['gc', ...endpoints, '--json']);
     expect((JSON.parse(again.stdout) as { actions: { name: string }[] }).actions.filter((a) => a.name === 'gc-me')).toEqual([]);
