@@ -1,6 +1,6 @@
 import type { Tag, TagSpecification, Volume } from '@aws-sdk/client-ec2';
 import { DEFAULT_BACKUP_RETAIN, EBS_LIMITS, EBS_TYPES, type EbsType, type Filesystem, type VolumeOptions } from '../volume-options.js';
-import { readTaggedValues } from './tag-values.js';
+import { readTaggedValues, type TaggedValues } from './tag-values.js';
 import { Tags, nameTag } from './tags.js';
 
 /** The attachment that matters: EBS volumes of our kind have at most one. */
@@ -12,8 +12,11 @@ export interface EbsAttachment {
   attachTime: string | undefined;
 }
 
-/** What Stowage knows about one of its EBS volumes, read from EC2's answer and the volume's tags. */
-export interface EbsVolume {
+/**
+ * What Stowage knows about one of its EBS volumes, read from EC2's answer and the volume's tags:
+ * the checked tag values (TaggedValues) and what EC2 itself says.
+ */
+export interface EbsVolume extends Omit<TaggedValues, 'problems'> {
   id: string;
   name: string;
   zone: string;
@@ -23,14 +26,8 @@ export interface EbsVolume {
   iops: number | undefined;
   throughput: number | undefined;
   encrypted: boolean;
-  generation: number;
-  fs: Filesystem;
-  mountopts: string[];
-  kmskeyid: string | undefined;
-  snapshot: string | undefined;
   createdAt: Date | undefined;
   attachment: EbsAttachment | undefined;
-  snapshotCurrent: string | undefined;
   blank: boolean;
   /** Formatted once (the mark), or made from a snapshot: its data must never be formatted away. */
   formatted: boolean;
@@ -40,19 +37,6 @@ export interface EbsVolume {
   lastAttach: string | undefined;
   /** The mover's last read barrier (Tags.readBarrier). */
   readBarrier: string | undefined;
-  movedFrom: string | undefined;
-  /** Scheduled backups' interval (`6h`), how many are kept, and the region they are copied to. */
-  backup: string | undefined;
-  backupRetain: number;
-  drRegion: string | undefined;
-  /** MiB/s sent with every CreateVolume of it from a snapshot (moves, restores). */
-  initRate: number | undefined;
-  /** Owner and mode of the filesystem's root, set at its first mkfs. */
-  rootOwner: { uid: number; gid: number; mode: string };
-  /** MiB the filesystem spans, as the node holding it last measured (Tags.filesystemMiB). */
-  filesystemMiB: number | undefined;
-  /** When `stowage modify` last modified it (Tags.modifiedAt). */
-  modifiedAt: Date | undefined;
   /** Tags whose values break the option rules; such a volume is shown but never mounted. */
   tagProblems: string[];
   /** Set by currentOf: every live volume of the name when more than one carries it (invariant 10). */
@@ -70,10 +54,11 @@ export function toEbsVolume(volume: Volume, cluster: string): EbsVolume | undefi
   const tags = tagMap(volume.Tags);
   const name = tags.get(Tags.volume);
   if (tags.get(Tags.cluster) !== cluster || !name || tags.get(Tags.backing) !== 'relocatable' || !volume.VolumeId) return undefined;
-  const values = readTaggedValues(name, tags);
   // A detached or detaching-done attachment is history; the live one decides who holds the volume.
   const live = (volume.Attachments ?? []).find((a) => a.State !== 'detached' && a.InstanceId);
+  const { problems, ...checked } = readTaggedValues(name, tags);
   return {
+    ...checked,
     id: volume.VolumeId,
     name,
     zone: volume.AvailabilityZone ?? '',
@@ -83,28 +68,14 @@ export function toEbsVolume(volume: Volume, cluster: string): EbsVolume | undefi
     iops: volume.Iops,
     throughput: volume.Throughput,
     encrypted: volume.Encrypted ?? false,
-    generation: values.generation,
-    fs: values.fs,
-    mountopts: values.mountopts,
-    kmskeyid: values.kmskeyid,
-    snapshot: values.snapshot,
     createdAt: volume.CreateTime,
     attachment: live ? { instanceId: live.InstanceId!, state: live.State ?? 'unknown', device: live.Device, attachTime: live.AttachTime?.toISOString() } : undefined,
-    snapshotCurrent: values.snapshotCurrent,
     blank: tags.get(Tags.blank) === 'true',
     formatted: tags.get(Tags.formatted) === 'true',
     restoredFrom: volume.SnapshotId || undefined,
     lastAttach: tags.get(Tags.lastAttach) || undefined,
     readBarrier: tags.get(Tags.readBarrier) || undefined,
-    movedFrom: values.movedFrom,
-    backup: values.backup,
-    backupRetain: values.backupRetain,
-    drRegion: values.drRegion,
-    initRate: values.initRate,
-    rootOwner: values.rootOwner,
-    filesystemMiB: values.filesystemMiB,
-    modifiedAt: values.modifiedAt,
-    tagProblems: values.problems,
+    tagProblems: problems,
   };
 }
 

@@ -13,6 +13,8 @@ import type { DeviceNameAllocator } from './device-names.js';
 import { attachmentOn, type EbsCalls } from './ebs-calls.js';
 import type { VolumeCatalog } from './volume-catalog.js';
 
+/** How soon a detach a fresh view does not confirm yet is looked at again. */
+const DETACH_RECHECK_MS = 250;
 /** Background work started by an Unmount keeps going this long before it gives up. */
 const BACKGROUND_LIMIT_MS = 10 * 60_000;
 
@@ -90,7 +92,15 @@ export class Detacher {
         if (mine.device) this.deps.names.freed(mine.device);
       }
       try {
-        await calls.waiter.waitFor(volume.id, (v) => !attachmentOn(v, me), { deadline: ctx.deadline, what: `${volume.id} detached from ${me}`, log, ...(ctx.cancel && { signal: ctx.cancel }) });
+        // A lagging Describe can show the volume as it was before this attach: "detached" is
+        // believed only on a fresh view (EC2 is eventually consistent).
+        for (;;) {
+          await calls.waiter.waitFor(volume.id, (v) => !attachmentOn(v, me), { deadline: ctx.deadline, what: `${volume.id} detached from ${me}`, log, ...(ctx.cancel && { signal: ctx.cancel }) });
+          const now = await this.deps.snapshots.fresh(volume.id, ctx);
+          if (now?.attachment?.instanceId !== me) break;
+          if (Date.now() >= ctx.deadline) throw new WaitTimeoutError(`${volume.id} detached from ${me}`, undefined);
+          await delay(Math.min(DETACH_RECHECK_MS, ctx.deadline - Date.now()), ctx.cancel);
+        }
       } catch (err) {
         if (!(err instanceof WaitTimeoutError)) throw err;
         throw new PendingError(`unmounted, but EC2 is still detaching ${volume.id} from ${me}; it goes on`, context);

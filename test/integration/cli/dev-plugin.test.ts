@@ -5,7 +5,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFile, stat } from 'node:fs/promises';
-import http from 'node:http';
 import path from 'node:path';
 import { SETTINGS } from '../../../plugin/config.js';
 import { socketAnswers } from '../../../plugin/server.js';
@@ -14,6 +13,7 @@ import { asRoot } from '../../helpers/as-root.js';
 import { removeTree, scratchDir } from '../../helpers/owned-dir.js';
 import { PLUGIN_MAIN } from '../../helpers/plugin-process.js';
 import { runInstance, startTestCloud, type TestCloud } from '../localcloud/helpers.js';
+import { call } from '../../unit/plugin/socket-client.js';
 
 interface Started {
   child: ChildProcess;
@@ -48,18 +48,6 @@ async function until(what: string, check: () => Promise<boolean> | boolean, s: S
     if (Date.now() > deadline || s.child.exitCode !== null) throw new Error(`${what} did not happen:\n${s.output()}`);
     await new Promise((r) => setTimeout(r, 100));
   }
-}
-
-function call(socket: string, endpoint: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: socket, path: endpoint, method: 'POST' }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
-    });
-    req.once('error', reject);
-    req.end(JSON.stringify(body));
-  });
 }
 
 async function stop(s: Started): Promise<void> {

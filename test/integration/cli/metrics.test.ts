@@ -1,4 +1,3 @@
-import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { removeTree, scratchDir } from '../../helpers/owned-dir.js';
@@ -6,6 +5,7 @@ import { startPluginProcess, type PluginProcess } from '../../helpers/plugin-pro
 import { loopsUnder, runInstance, startTestCloud, type TestCloud } from '../localcloud/helpers.js';
 
 import { asRoot } from '../../helpers/as-root.js';
+import { call } from '../../unit/plugin/socket-client.js';
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -15,18 +15,6 @@ function freePort(): Promise<number> {
       const { port } = server.address() as net.AddressInfo;
       server.close(() => resolve(port));
     });
-  });
-}
-
-function call(socket: string, endpoint: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath: socket, path: endpoint, method: 'POST' }, (res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }));
-    });
-    req.once('error', reject);
-    req.end(JSON.stringify(body));
   });
 }
 

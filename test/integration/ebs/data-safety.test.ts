@@ -13,7 +13,7 @@ import { RefcountStore } from '../../../plugin/refcounts.js';
 import { VolumeService } from '../../../plugin/volume-service.js';
 import { readMountinfo } from '../../../host/mountinfo.js';
 import { asRoot } from '../../helpers/as-root.js';
-import { ctx, startEbsWorld, until, type EbsWorld } from './ebs-world.js';
+import { ctx, startEbsWorld, until, type EbsNode, type EbsWorld } from './ebs-world.js';
 
 const OPTIONS = parseOptions({ backing: 'relocatable', size: '1' }, 'relocatable').options;
 
@@ -39,6 +39,16 @@ asRoot('never lose data (issue 15)', () => {
   /** The node in us-east-1a every test here uses. */
   const nodeA = async () => world.nodes[0] ?? world.startNode('us-east-1a');
 
+  /** The protocol's VolumeService over one node's driver, with its own reference counts. */
+  async function serviceOn(node: EbsNode, state: string, requestTimeoutMs: number) {
+    const stateDir = path.join(world.dir, state);
+    await mkdir(stateDir, { recursive: true });
+    const refcounts = new RefcountStore(stateDir, silentLogger);
+    await refcounts.load(async () => false);
+    const service = new VolumeService({ drivers: [node.driver], refcounts, log: silentLogger, defaultBacking: 'relocatable', mountTimeoutMs: 5000, requestTimeoutMs });
+    return { service, refcounts };
+  }
+
   beforeAll(async () => {
     world = await startEbsWorld('data-safety');
   });
@@ -49,11 +59,7 @@ asRoot('never lose data (issue 15)', () => {
 
   test('1: an Unmount whose detach EC2 keeps throttling lets the reference go; the next Mount answers the mounted volume, never an empty folder', async () => {
     const node = await nodeA();
-    const stateDir = path.join(world.dir, 'state-1');
-    await mkdir(stateDir, { recursive: true });
-    const refcounts = new RefcountStore(stateDir, silentLogger);
-    await refcounts.load(async () => false);
-    const service = new VolumeService({ drivers: [node.driver], refcounts, log: silentLogger, defaultBacking: 'relocatable', mountTimeoutMs: 5000, requestTimeoutMs: 2000 });
+    const { service, refcounts } = await serviceOn(node, 'state-1', 2000);
     await service.create('throttled', { backing: 'relocatable', size: '1' });
     const first = await service.mount('throttled', 'id-1');
     await writeFile(path.join(first, 'db'), 'committed');
@@ -114,11 +120,7 @@ asRoot('never lose data (issue 15)', () => {
 
   test('1: a held reference is answered only while the kernel shows the volume mounted there', async () => {
     const node = await nodeA();
-    const stateDir = path.join(world.dir, 'state-1b');
-    await mkdir(stateDir, { recursive: true });
-    const refcounts = new RefcountStore(stateDir, silentLogger);
-    await refcounts.load(async () => false);
-    const service = new VolumeService({ drivers: [node.driver], refcounts, log: silentLogger, defaultBacking: 'relocatable', mountTimeoutMs: 5000, requestTimeoutMs: 5000 });
+    const { service } = await serviceOn(node, 'state-1b', 5000);
     await service.create('held', { backing: 'relocatable', size: '1' });
     const first = await service.mount('held', 'id-1');
     await writeFile(path.join(first, 'db'), 'committed');

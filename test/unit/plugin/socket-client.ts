@@ -21,3 +21,9 @@ export function post(socketPath: string, route: string, body: string | Buffer): 
     req.end(body);
   });
 }
+
+/** One protocol call with a JSON body; the reply's body parsed. */
+export async function call(socketPath: string, route: string, body: unknown): Promise<{ status: number; body: Record<string, unknown> }> {
+  const reply = await post(socketPath, route, JSON.stringify(body));
+  return { status: reply.status, body: JSON.parse(reply.body) as Record<string, unknown> };
+}
