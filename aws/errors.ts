@@ -63,10 +63,16 @@ function shape(err: unknown): SdkErrorShape {
   return typeof err === 'object' && err !== null ? (err as SdkErrorShape) : {};
 }
 
+/** The SDK wraps what fails below HTTP (a socket hang-up is a TimeoutError) in a plain Error. */
+const SDK_WRAPPER = /^AWS SDK error wrapper for (\w+)/;
+
 /** The AWS error code (the SDK puts it in `name`), or a network error code. */
 export function errorCode(err: unknown): string {
   const e = shape(err);
-  return e.code && NETWORK_CODES.has(e.code) ? e.code : (e.name ?? 'UnknownError');
+  if (e.code && NETWORK_CODES.has(e.code)) return e.code;
+  const wrapped = SDK_WRAPPER.exec(e.message ?? '')?.[1];
+  if (wrapped && (e.name === undefined || e.name === 'Error')) return wrapped;
+  return e.name ?? 'UnknownError';
 }
 
 export function requestIdOf(err: unknown): string | undefined {

@@ -43,6 +43,16 @@ describe('callAws', () => {
     expect(counter.snapshot()).toEqual({ DescribeVolumes: { ok: 1, throttled: 2, error: 1 } });
   });
 
+  test('a socket hang-up, which the SDK wraps in a plain Error, is retried like any network failure', async () => {
+    // As the SDK throws it: name "Error", the real kind only in the message (seen under load on localcloud).
+    const hangUp = Object.assign(new Error('AWS SDK error wrapper for TimeoutError: socket hang up'), { $metadata: { attempts: 1 } });
+    ec2Mock.on(DescribeVolumesCommand).rejectsOnce(hangUp).resolves({ Volumes: [] });
+    const counter = new CallCounter();
+    await expect(describe_(counter)).resolves.toEqual({ Volumes: [] });
+    expect(counter.count('DescribeVolumes', 'error')).toBe(1);
+    expect(counter.count('DescribeVolumes', 'ok')).toBe(1);
+  });
+
   test('HTTP 429 without a known code counts as throttling', async () => {
     ec2Mock.on(DescribeVolumesCommand).rejectsOnce(ec2Error('SomethingNew', 429)).resolves({});
     const counter = new CallCounter();
