@@ -110,6 +110,7 @@ export class SnapshotStore {
    */
   async waitCompleted(snapshotId: string, step: OperationContext, onProgress: (percent: number) => void): Promise<StoredSnapshot> {
     let missingSince: number | undefined;
+    let firstSeen: { at: number; percent: number } | undefined;
     for (let wait = this.deps.pollInitialMs; ; wait = Math.min(wait * 1.6, MAX_POLL_MS)) {
       const now = await this.find(snapshotId, step);
       if (!now) {
@@ -124,10 +125,16 @@ export class SnapshotStore {
       if (now.state === 'completed') return now;
       if (now.state === 'error') throw new CloudError(`EBS snapshot ${snapshotId} failed (state error)`, 'SnapshotFailed', { snapshotId });
       onProgress(now.percent);
-      if (Date.now() >= step.deadline) {
+      const at = Date.now();
+      if (at >= step.deadline) {
         throw new PendingError(`snapshot ${snapshotId} is still pending (${now.percent}%); it goes on`, { snapshotId });
       }
-      await delay(Math.min(wait, step.deadline - Date.now()));
+      // Its progress, as seen on this node's clock, tells when it should end: look then rather than
+      // a backoff later (a move waits on this snapshot).
+      firstSeen ??= { at, percent: now.percent };
+      const rate = now.percent > firstSeen.percent ? (now.percent - firstSeen.percent) / (at - firstSeen.at) : 0;
+      const due = rate > 0 ? Math.max(this.deps.pollInitialMs, (100 - now.percent) / rate) : Infinity;
+      await delay(Math.min(wait, due, step.deadline - at));
     }
   }
 
