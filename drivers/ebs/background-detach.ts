@@ -1,9 +1,8 @@
 import type { OperationContext } from '../../core/context.js';
 import { delay } from '../../core/delay.js';
 import type { Logger } from '../../core/log.js';
+import { BACKGROUND_LIMIT_MS } from './ebs-calls.js';
 
-/** A detach left to the background gives up after this long (a restart's releaseUnmounted picks it up again). */
-const GIVE_UP_MS = 10 * 60_000;
 /** Each attempt gets this long (a Mount that cancels the detach waits for the attempt in progress). */
 const ATTEMPT_MS = 15_000;
 const FIRST_BACKOFF_MS = 1000;
@@ -23,7 +22,7 @@ interface Running {
 export class BackgroundDetach {
   private readonly running = new Map<string, Running>();
 
-  /** Retries `attempt` until it resolves, the volume is mounted again here (cancel), or GIVE_UP_MS. */
+  /** Retries `attempt` until it resolves, the volume is mounted again here (cancel), or BACKGROUND_LIMIT_MS. */
   start(name: string, log: Logger, attempt: (ctx: OperationContext) => Promise<void>): void {
     if (this.running.has(name)) return;
     const abort = new AbortController();
@@ -53,7 +52,7 @@ export class BackgroundDetach {
   }
 
   private async retry(name: string, log: Logger, attempt: (ctx: OperationContext) => Promise<void>, signal: AbortSignal): Promise<void> {
-    const giveUpAt = Date.now() + GIVE_UP_MS;
+    const giveUpAt = Date.now() + BACKGROUND_LIMIT_MS;
     for (let backoff = FIRST_BACKOFF_MS; !signal.aborted; backoff = Math.min(backoff * 2, MAX_BACKOFF_MS)) {
       try {
         await attempt({ deadline: Math.min(giveUpAt, Date.now() + ATTEMPT_MS), log, cancel: signal });
@@ -62,7 +61,7 @@ export class BackgroundDetach {
       } catch (err) {
         if (signal.aborted) return;
         if (Date.now() + backoff >= giveUpAt) {
-          log.error({ err }, `volume ${name} is unmounted but could not be detached for ${GIVE_UP_MS / 60_000} min; other nodes cannot have it until it is (restart the plugin or detach it by hand)`);
+          log.error({ err }, `volume ${name} is unmounted but could not be detached for ${BACKGROUND_LIMIT_MS / 60_000} min; other nodes cannot have it until it is (restart the plugin or detach it by hand)`);
           return;
         }
         log.warn({ err, retryInMs: backoff }, 'background detach failed; retrying');

@@ -10,13 +10,11 @@ import type { Host } from '../../host/host.js';
 import type { SnapshotStore } from '../../snapshot/snapshot-store.js';
 import { BackgroundDetach } from './background-detach.js';
 import type { DeviceNameAllocator } from './device-names.js';
-import { attachmentOn, type EbsCalls } from './ebs-calls.js';
+import { BACKGROUND_LIMIT_MS, attachmentOn, type EbsCalls } from './ebs-calls.js';
 import type { VolumeCatalog } from './volume-catalog.js';
 
 /** How soon a detach a fresh view does not confirm yet is looked at again. */
 const DETACH_RECHECK_MS = 250;
-/** Background work started by an Unmount keeps going this long before it gives up. */
-const BACKGROUND_LIMIT_MS = 10 * 60_000;
 
 export interface DetacherDeps {
   calls: EbsCalls;

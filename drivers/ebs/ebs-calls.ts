@@ -8,6 +8,12 @@ import { VolumeNotFoundError, type ErrorContext } from '../../core/errors.js';
 import type { Logger } from '../../core/log.js';
 import { toEbsVolume, type EbsVolume } from '../../core/schema/ebs-volume.js';
 
+/**
+ * Work a request left running in the background (a Mount past its answer, a detach or a snapshot
+ * after an Unmount) keeps going this long before it gives up; a restart picks it up from EC2's state.
+ */
+export const BACKGROUND_LIMIT_MS = 10 * 60_000;
+
 /** This instance's live attachment of a volume, as EC2 answered. */
 export function attachmentOn(volume: Volume | undefined, instanceId: string) {
   return volume?.Attachments?.find((a) => a.InstanceId === instanceId && a.State !== 'detached');

@@ -10,15 +10,13 @@ import type { Host } from '../../host/host.js';
 import type { SnapshotStore } from '../../snapshot/snapshot-store.js';
 import { describeMove, type ZoneMover } from '../../snapshot/zone-move.js';
 import type { Attacher } from './attacher.js';
-import { attachmentOn, type EbsCalls } from './ebs-calls.js';
+import { BACKGROUND_LIMIT_MS, attachmentOn, type EbsCalls } from './ebs-calls.js';
 import { toMiB, type FilesystemGrowth } from './fs-growth.js';
 import type { HolderWait } from './holder.js';
 import type { MountProgress } from './mount-flight.js';
 import { prepareAndMount, waitForDevice } from './prepare-device.js';
 import type { VolumeCatalog } from './volume-catalog.js';
 
-/** Attach work a Mount left running keeps going this long (from its start) before it gives up. */
-const BACKGROUND_LIMIT_MS = 10 * 60_000;
 /** How long a device may take to show up on the node after EC2 says `attached`. */
 const DEVICE_APPEAR_MS = 30_000;
 

@@ -8,14 +8,13 @@ import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { AttachVolumeCommand, CreateVolumeCommand, DescribeVolumesCommand, DetachVolumeCommand, RunInstancesCommand, type Volume } from '@aws-sdk/client-ec2';
 import { adoptCommand } from '../../../cli/ops/adopt.js';
-import { runOpsCommand } from '../../../cli/ops/command.js';
 import { createLinuxHost } from '../../../host/linux-host.js';
 import { parseOptions } from '../../../plugin/options/parse.js';
 import { asRoot } from '../../helpers/as-root.js';
 import { CLUSTER, ctx, startEbsWorld, until, type EbsWorld } from '../ebs/ebs-world.js';
+import { runOps } from '../../helpers/run-ops.js';
 
 const ZONE = 'us-east-1a';
 /** Nothing listens there: off a node, IMDS fails at once instead of timing out. */
@@ -45,15 +44,7 @@ asRoot('stowage adopt', () => {
   });
 
   async function adopt(args: string[], env: Record<string, string> = NO_IMDS) {
-    let stdout = '';
-    let stderr = '';
-    const sink = (append: (s: string) => void) => new Writable({ write: (chunk, _enc, done) => (append(chunk.toString()), done()) });
-    const code = await runOpsCommand(adoptCommand, [...args, '--endpoint', world.lc.url, '--region', world.lc.region, '--json'], {
-      stdout: sink((s) => (stdout += s)),
-      stderr: sink((s) => (stderr += s)),
-      env: { STOWAGE_CLUSTER: CLUSTER, ...env },
-      signal: new AbortController().signal,
-    });
+    const { code, stdout, stderr } = await runOps(adoptCommand, [...args, '--endpoint', world.lc.url, '--region', world.lc.region, '--json'], { STOWAGE_CLUSTER: CLUSTER, ...env });
     return { code, stdout, stderr, json: () => JSON.parse(stdout) as { adopted: { volumeId: string; name: string; fs: string; how: string; already: boolean }[]; failed: { name: string; error: string }[] } };
   }
 

@@ -1,21 +1,13 @@
 /** `stowage adopt` command lines that are refused before any AWS call, each naming what is wrong. */
-import { Writable } from 'node:stream';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { adoptCommand } from '../../../cli/ops/adopt.js';
-import { runOpsCommand } from '../../../cli/ops/command.js';
+import { runOps } from '../../helpers/run-ops.js';
 
 const ec2 = mockClient(EC2Client);
 
 async function adopt(argv: string[]) {
-  let stderr = '';
-  const sink = (append: (s: string) => void) => new Writable({ write: (chunk, _enc, done) => (append(chunk.toString()), done()) });
-  const code = await runOpsCommand(adoptCommand, [...argv, '--region', 'us-east-1'], {
-    stdout: sink(() => undefined),
-    stderr: sink((s) => (stderr += s)),
-    env: { AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', STOWAGE_CLUSTER: 'c1' },
-    signal: new AbortController().signal,
-  });
+  const { code, stderr } = await runOps(adoptCommand, [...argv, '--region', 'us-east-1'], { AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', STOWAGE_CLUSTER: 'c1' });
   return { code, firstLine: stderr.split('\n')[0] };
 }
 

@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 /**
  * The stowage command as a newcomer and an operator meet it (issue 18): shared volumes in
  * directory mode are listed and inspected, a failure prints the error and no table, `plugin
@@ -6,34 +7,24 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Writable } from 'node:stream';
 import { DescribeSnapshotsCommand, DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { DescribeAccessPointsCommand, EFSClient } from '@aws-sdk/client-efs';
 import { mockClient } from 'aws-sdk-client-mock';
-import { runOpsCommand, type OpsCommand } from '../../../cli/ops/command.js';
+import type { OpsCommand } from '../../../cli/ops/command.js';
 import { ExitCode } from '../../../cli/ops/exit-codes.js';
 import { inspectCommand } from '../../../cli/ops/inspect.js';
 import { lsCommand } from '../../../cli/ops/ls.js';
 import { chooseFormat, createLogger, textLine } from '../../../core/log.js';
 import { loadConfig, SETTINGS, settingsHelp } from '../../../plugin/config.js';
+import { runOps } from '../../helpers/run-ops.js';
 
 const ec2 = mockClient(EC2Client);
 const efs = mockClient(EFSClient);
 let dir: string;
 
-async function run(command: OpsCommand, argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const sink = (append: (s: string) => void) => new Writable({ write: (chunk, _enc, done) => (append(chunk.toString()), done()) });
-  const code = await runOpsCommand(command, argv, {
-    stdout: sink((s) => (stdout += s)),
-    stderr: sink((s) => (stderr += s)),
-    // No plugin's state or mounts of this machine: only what the test gives.
-    env: { AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', STOWAGE_CLUSTER: 'c1', STOWAGE_STATE_DIR: path.join(dir, 'state'), STOWAGE_MOUNT_ROOT: path.join(dir, 'mnt') },
-    signal: new AbortController().signal,
-  });
-  return { code, stdout, stderr };
-}
+// No plugin's state or mounts of this machine: only what the test gives.
+const run = (command: OpsCommand, argv: string[]) =>
+  runOps(command, argv, { AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', STOWAGE_CLUSTER: 'c1', STOWAGE_STATE_DIR: path.join(dir, 'state'), STOWAGE_MOUNT_ROOT: path.join(dir, 'mnt') });
 
 beforeEach(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'stowage-cli-first-'));

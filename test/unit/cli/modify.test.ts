@@ -1,14 +1,13 @@
 /** `stowage modify` against a mocked EC2: what it sends, and what it refuses before sending anything. */
-import { Writable } from 'node:stream';
 import {
   CreateTagsCommand, DescribeSnapshotsCommand, DescribeVolumesCommand, DescribeVolumesModificationsCommand, EC2Client, ModifyVolumeCommand, type Volume,
 } from '@aws-sdk/client-ec2';
 import { DescribeAccessPointsCommand, EFSClient } from '@aws-sdk/client-efs';
 import { mockClient } from 'aws-sdk-client-mock';
-import { runOpsCommand } from '../../../cli/ops/command.js';
 import { ExitCode } from '../../../cli/ops/exit-codes.js';
 import { modifyCommand } from '../../../cli/ops/modify.js';
 import { ec2Error } from '../aws/ec2-error.js';
+import { runOps } from '../../helpers/run-ops.js';
 
 const ec2 = mockClient(EC2Client);
 const efs = mockClient(EFSClient);
@@ -24,16 +23,8 @@ const modification = (state: string, progress: number) => ({
   OriginalSize: 10, TargetSize: 20, OriginalVolumeType: 'gp3' as const, TargetVolumeType: 'gp3' as const, OriginalIops: 3000, TargetIops: 3000, OriginalThroughput: 125, TargetThroughput: 125,
 });
 
-async function modify(argv: string[]) {
-  let stdout = '';
-  let stderr = '';
-  const sink = (append: (s: string) => void) => new Writable({ write: (chunk, _enc, done) => (append(chunk.toString()), done()) });
-  const code = await runOpsCommand(modifyCommand, [...argv, '--region', 'us-east-1'], {
-    stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)),
-    env: { AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', STOWAGE_CLUSTER: 'c1', STOWAGE_STATE_DIR: '/nonexistent' },
-    signal: new AbortController().signal,
-  });
-  return { code, stdout, stderr };
+function modify(argv: string[]) {
+  return runOps(modifyCommand, [...argv, '--region', 'us-east-1'], { AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', STOWAGE_CLUSTER: 'c1', STOWAGE_STATE_DIR: '/nonexistent' });
 }
 
 beforeEach(() => {

@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import {
   CreateSnapshotCommand,
   DeleteVolumeCommand,
@@ -11,7 +10,7 @@ import {
 import { DescribeAccessPointsCommand, EFSClient } from '@aws-sdk/client-efs';
 import { mockClient } from 'aws-sdk-client-mock';
 import { parseArgs } from '../../../cli/ops/args.js';
-import { runOpsCommand, type OpsCommand } from '../../../cli/ops/command.js';
+import type { OpsCommand } from '../../../cli/ops/command.js';
 import { ExitCode, UsageError } from '../../../cli/ops/exit-codes.js';
 import { planRegion } from '../../../cli/ops/gc.js';
 import { gcCommand } from '../../../cli/ops/gc.js';
@@ -19,6 +18,7 @@ import type { RegionInventory, SnapshotRecord, VolumeRecord } from '../../../cli
 import { lsCommand } from '../../../cli/ops/ls.js';
 import { relocateCommand } from '../../../cli/ops/relocate.js';
 import { keptEntry } from '../../../drivers/shared/volume-folders.js';
+import { runOps } from '../../helpers/run-ops.js';
 
 const ec2 = mockClient(EC2Client);
 const efs = mockClient(EFSClient);
@@ -33,16 +33,7 @@ function ebs(id: string, name: string, zone: string, more: Partial<Volume> = {},
 }
 
 async function run(command: OpsCommand, argv: string[], env: Record<string, string> = {}) {
-  let stdout = '';
-  let stderr = '';
-  const sink = (append: (s: string) => void) => new Writable({ write: (chunk, _enc, done) => (append(chunk.toString()), done()) });
-  const code = await runOpsCommand(command, argv, {
-    stdout: sink((s) => (stdout += s)),
-    stderr: sink((s) => (stderr += s)),
-    env: { AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', STOWAGE_CLUSTER: 'c1', ...env },
-    signal: new AbortController().signal,
-  });
-  return { code, stdout, stderr };
+  return runOps(command, argv, { AWS_ACCESS_KEY_ID: 'x', AWS_SECRET_ACCESS_KEY: 'x', STOWAGE_CLUSTER: 'c1', ...env });
 }
 
 beforeEach(() => {
