@@ -15,6 +15,15 @@ import type { VolumeCatalog } from './volume-catalog.js';
 
 /** How soon a detach a fresh view does not confirm yet is looked at again. */
 const DETACH_RECHECK_MS = 250;
+/** CreateSnapshot before the detach is given this long; past it the detach goes first. */
+const START_LIMIT_MS = 5000;
+/** How long an Unmount waits for its snapshot to be recorded before it answers. */
+const RECORD_WAIT_MS = 5000;
+
+/** One Unmount's snapshot on unmount: started once, before its first DetachVolume. */
+interface UnmountSnapshot {
+  started?: Promise<string | undefined>;
+}
 
 export interface DetacherDeps {
   calls: EbsCalls;
@@ -45,11 +54,13 @@ export class Detacher {
     // A busy umount throws (naming what holds it) before anything is detached.
     const wasMounted = (await host.mountAt(mountpoint)) !== undefined;
     if (wasMounted) await host.unmount(mountpoint);
+    // One snapshot per Unmount, however many attempts its detach takes.
+    const snapshot: UnmountSnapshot | undefined = this.deps.snapshotOnUnmount ? {} : undefined;
     try {
-      await this.detach(name, wasMounted, ctx);
+      await this.detach(name, wasMounted, ctx, snapshot);
     } catch (err) {
       ctx.log.warn({ err }, 'unmounted; the detach goes on in the background');
-      this.background.start(name, ctx.log, (attempt) => this.detach(name, true, attempt));
+      this.background.start(name, ctx.log, (attempt) => this.detach(name, true, attempt, snapshot));
     }
   }
 
@@ -66,7 +77,7 @@ export class Detacher {
    * `wasMounted`: this node had it mounted, so it is attached here whatever a lagging Describe says
    * (EC2 is eventually consistent); DetachVolume, which acts on EC2's current state, decides.
    */
-  private async detach(name: string, wasMounted: boolean, ctx: OperationContext): Promise<void> {
+  private async detach(name: string, wasMounted: boolean, ctx: OperationContext, snapshot: UnmountSnapshot | undefined): Promise<void> {
     const { calls, catalog, me } = this.deps;
     const log = ctx.log;
     try {
@@ -81,6 +92,7 @@ export class Detacher {
       const context = { volumeId: volume.id, instance: me, device: mine.device };
       if (mine.state !== 'detaching') {
         await this.refuseIfMounted(volume, mine.device);
+        if (snapshot) await (snapshot.started ??= this.startUnmountSnapshot(volume, log));
         await calls.aws('DetachVolume', ctx, context, () => calls.ec2.send(new DetachVolumeCommand({ VolumeId: volume.id, InstanceId: me }))).catch(
           (err: unknown) => {
             // A retry of a DetachVolume that went through finds it detaching or detached.
@@ -104,31 +116,54 @@ export class Detacher {
         throw new PendingError(`unmounted, but EC2 is still detaching ${volume.id} from ${me}; it goes on`, context);
       }
       log.info(context, 'volume unmounted and detached');
-      if (this.deps.snapshotOnUnmount) this.track(volume.name, this.snapshotAfterUnmount(volume, log));
+      if (snapshot) {
+        const recorded = this.recordUnmountSnapshot(volume, snapshot.started, log);
+        this.track(volume.name, recorded.then((taken) => taken && this.pruneAfterUnmount(volume, taken, log)));
+        // A Mount elsewhere that starts once this Unmount answered finds the record and restores
+        // from it rather than taking a snapshot of its own; a slow record goes on in the background.
+        await Promise.race([recorded, delay(RECORD_WAIT_MS, ctx.cancel)]);
+      }
     } finally {
       catalog.invalidate();
     }
   }
 
   /**
-   * Invariant 6: a clean unmount and detach leave the volume's data still, so an incremental snapshot
-   * taken now holds it; a later cross-zone Mount restores from it without waiting for a snapshot. In
-   * the background: the Unmount has answered. A failure costs only that head start.
+   * Invariant 6, started early: once the umount flushed the filesystem and nothing holds the device
+   * (refuseIfMounted), the data is final, so the snapshot's point in time may precede the detach.
+   * EBS's fixed cost per snapshot then runs while EC2 detaches, and a move that follows waits for
+   * less of it. Never throws: a snapshot that could not start is taken after the detach instead.
    */
-  private async snapshotAfterUnmount(volume: EbsVolume, log: Logger): Promise<string | undefined> {
+  private startUnmountSnapshot(volume: EbsVolume, log: Logger): Promise<string | undefined> {
+    const started = this.deps.snapshots
+      .create(volume, 'unmount', { deadline: Date.now() + START_LIMIT_MS, log })
+      .then((taken) => taken.id)
+      .catch((err: unknown) => {
+        log.warn({ volumeId: volume.id, err }, 'snapshot on unmount could not start before the detach; it is taken after it');
+        return undefined;
+      });
+    this.track(volume.name, started);
+    return started;
+  }
+
+  /**
+   * After the confirmed detach: the snapshot is recorded as the volume's current data, so a later
+   * cross-zone Mount restores from it without waiting for a snapshot. A failure costs only that
+   * head start (the move takes a snapshot itself).
+   */
+  private async recordUnmountSnapshot(volume: EbsVolume, started: Promise<string | undefined> | undefined, log: Logger): Promise<string | undefined> {
     const { snapshots } = this.deps;
     const step = { deadline: Date.now() + BACKGROUND_LIMIT_MS, log };
-    const started = Date.now();
-    let taken: string | undefined;
+    const began = Date.now();
+    let taken = started && (await started);
     try {
-      taken = (await snapshots.create(volume, 'unmount', step)).id;
+      taken ??= (await snapshots.create(volume, 'unmount', step)).id;
       const current = await snapshots.markCurrent(volume, taken, step);
       if (current !== taken) {
         await snapshots.delete(taken, step);
         return undefined;
       }
-      await snapshots.prune(volume.name, this.deps.snapshotRetain, new Set([taken]), step);
-      log.info({ volumeId: volume.id, snapshotId: taken, generation: volume.generation, ms: Date.now() - started }, 'snapshot on unmount started and recorded');
+      log.info({ volumeId: volume.id, snapshotId: taken, generation: volume.generation, ms: Date.now() - began }, 'snapshot on unmount started and recorded');
       return taken;
     } catch (err) {
       // The volume was removed meanwhile: its moving snapshot goes with it, never left behind.
@@ -139,6 +174,15 @@ export class Detacher {
       log.warn({ volumeId: volume.id, err }, 'snapshot on unmount failed; a cross-zone move of this volume will take a snapshot itself');
       return taken;
     }
+  }
+
+  /** Retention after the record; the snapshot stays this node's to name to a Remove (its id is returned). */
+  private async pruneAfterUnmount(volume: EbsVolume, taken: string, log: Logger): Promise<string> {
+    const step = { deadline: Date.now() + BACKGROUND_LIMIT_MS, log };
+    await this.deps.snapshots.prune(volume.name, this.deps.snapshotRetain, new Set([taken]), step).catch((err: unknown) => {
+      log.warn({ err, volumeId: volume.id }, 'retention of old snapshots after the unmount failed; the next one tries again');
+    });
+    return taken;
   }
 
   /** The snapshots this node's Unmounts of `name` took (a Describe may not show them yet), waited for until `deadline`. */

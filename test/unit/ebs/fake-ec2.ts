@@ -40,21 +40,34 @@ export class FakeEc2 {
   /** Called when an attachment completes / goes away, so a fake host can show the device. */
   onAttached: (volumeId: string, instanceId: string, device: string) => void = () => {};
   onDetached: (volumeId: string, instanceId: string) => void = () => {};
+  private readonly failures = new Map<string, Error[]>();
   private readonly tokens = new Map<string, { id: string; params: string }>();
   private nextId = 1;
 
   constructor() {
-    this.mock.on(DescribeVolumesCommand).callsFake((input: { Filters?: Filter[] }) => this.describeVolumes(input.Filters ?? []));
-    this.mock.on(CreateVolumeCommand).callsFake((input) => this.handleCreateVolume(input));
-    this.mock.on(AttachVolumeCommand).callsFake((input) => this.attachVolume(input));
-    this.mock.on(DetachVolumeCommand).callsFake((input) => this.detachVolume(input));
-    this.mock.on(DeleteVolumeCommand).callsFake((input) => this.deleteVolume(input));
-    this.mock.on(DescribeInstancesCommand).callsFake((input) => this.describeInstances(input));
-    this.mock.on(CreateTagsCommand).callsFake((input) => this.createTags(input));
-    this.mock.on(DeleteTagsCommand).callsFake((input) => this.deleteTags(input));
-    this.mock.on(CreateSnapshotCommand).callsFake((input) => this.createSnapshot(input));
-    this.mock.on(DescribeSnapshotsCommand).callsFake((input) => this.describeSnapshots(input));
-    this.mock.on(DeleteSnapshotCommand).callsFake((input) => this.deleteSnapshot(input));
+    this.handle(DescribeVolumesCommand, (input: { Filters?: Filter[] }) => this.describeVolumes(input.Filters ?? []));
+    this.handle(CreateVolumeCommand, (input) => this.handleCreateVolume(input));
+    this.handle(AttachVolumeCommand, (input) => this.attachVolume(input));
+    this.handle(DetachVolumeCommand, (input) => this.detachVolume(input));
+    this.handle(DeleteVolumeCommand, (input) => this.deleteVolume(input));
+    this.handle(DescribeInstancesCommand, (input) => this.describeInstances(input));
+    this.handle(CreateTagsCommand, (input) => this.createTags(input));
+    this.handle(DeleteTagsCommand, (input) => this.deleteTags(input));
+    this.handle(CreateSnapshotCommand, (input) => this.createSnapshot(input));
+    this.handle(DescribeSnapshotsCommand, (input) => this.describeSnapshots(input));
+    this.handle(DeleteSnapshotCommand, (input) => this.deleteSnapshot(input));
+  }
+
+  /** The next call of `command` fails with `err` (then the ones queued after it); later calls behave as before. */
+  failNext(command: { name: string }, ...errors: Error[]): void {
+    this.failures.set(command.name, [...(this.failures.get(command.name) ?? []), ...errors]);
+  }
+
+  private handle(command: { name: string }, fake: (input: never) => unknown): void {
+    this.mock.on(command as never).callsFake((input: unknown) => {
+      const failure = this.failures.get(command.name)?.shift();
+      return failure ? Promise.reject(failure) : fake(input as never);
+    });
   }
 
   /** The operations sent, in order: ['DescribeVolumes', 'AttachVolume', …]. */
