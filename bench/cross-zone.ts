@@ -9,15 +9,12 @@
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { parseOptions } from '../plugin/options/parse.js';
-import { SnapshotStore } from '../snapshot/snapshot-store.js';
-import { benchContext, CLUSTER, startBenchCloud, startBenchNode, type BenchCloud, type BenchNode } from './fixture.js';
+import { benchContext, benchSnapshots, mean, startBenchCloud, startBenchNode, type BenchCloud, type BenchNode } from './fixture.js';
 import { printTable, recordResults, runIfMain } from './results.js';
 
 export const OPTIONS = parseOptions({ backing: 'relocatable', size: '2' }, 'relocatable').options;
 export const WRITTEN_MIB = 1024;
 const ROUNDS = 4;
-
-const mean = (values: number[]) => Math.round(values.reduce((a, b) => a + b, 0) / values.length);
 
 export async function seeded(a: BenchNode, name: string): Promise<void> {
   await a.driver.create(name, OPTIONS, benchContext(name));
@@ -48,7 +45,7 @@ async function timedCreateAndMount(node: BenchNode, name: string): Promise<numbe
 
 /** What snapshot on unmount does after the detach, then waits for it: a warm volume. */
 export async function warmUp(cloud: BenchCloud, a: BenchNode, name: string): Promise<void> {
-  const store = new SnapshotStore({ ec2: cloud.ec2, counter: a.counter, cluster: CLUSTER, pollInitialMs: 500 });
+  const store = benchSnapshots(cloud, a);
   const step = benchContext(name, 600_000);
   const id = String((await a.driver.get(name, step))!.status.volumeId);
   // The whole record, last attachment included: a snapshot that does not cover it is never trusted (issue 15.2).

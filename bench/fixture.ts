@@ -9,6 +9,7 @@ import { createLinuxHost } from '../host/linux-host.js';
 import { startLocalcloud, type Localcloud, type LatencyMode } from '../localcloud/index.js';
 import type { OperationContext } from '../core/context.js';
 import { silentLogger } from '../core/log.js';
+import { SnapshotStore } from '../snapshot/snapshot-store.js';
 
 export const CLUSTER = 'bench';
 // The SDK is pinned by the lock file; its notice about later releases is noise in a report.
@@ -69,3 +70,11 @@ export async function startBenchNode(cloud: BenchCloud, zone: string, pollInitia
 export function benchContext(volume: string, ms = 110_000): OperationContext {
   return { deadline: Date.now() + ms, log: silentLogger.child({ volume }) };
 }
+
+/** The snapshot store a node's driver uses, for a bench's own backups and warm-ups. */
+export function benchSnapshots(cloud: BenchCloud, node: BenchNode): SnapshotStore {
+  return new SnapshotStore({ ec2: cloud.ec2, counter: node.counter, cluster: CLUSTER, pollInitialMs: 500 });
+}
+
+/** Rounded to the millisecond. */
+export const mean = (values: number[]): number => Math.round(values.reduce((a, b) => a + b, 0) / values.length);
