@@ -2,9 +2,10 @@ import { CreateVolumeCommand, DeleteVolumeCommand, type Volume, type VolumeType 
 import { isNotFound } from '../../aws/errors.js';
 import { WaitTimeoutError } from '../../aws/volume-waiter.js';
 import type { OperationContext } from '../../core/context.js';
+import { delay } from '../../core/delay.js';
 import { CloudError, PendingError, VolumeConflictError } from '../../core/errors.js';
 import { createToken } from '../../core/schema/client-token.js';
-import { optionDifferences, optionsOf, pickCurrent, volumeTagSpecification, volumeTags, type EbsVolume } from '../../core/schema/ebs-volume.js';
+import { currentOf, optionDifferences, optionsOf, pickCurrent, volumeTagSpecification, volumeTags, type EbsVolume } from '../../core/schema/ebs-volume.js';
 import { Tags } from '../../core/schema/tags.js';
 import { EBS_LIMITS, type VolumeOptions } from '../../core/volume-options.js';
 import type { EbsCalls } from './ebs-calls.js';
@@ -18,13 +19,30 @@ export interface CreatorDeps {
   zone: string;
 }
 
+/** How long a volume whose Create answered an error before its race was settled is settled by a repeated Create. */
+const UNSETTLED_MS = 60_000;
+
 /** Create: idempotent (look up by tag, then a token per Create), and a repeated Create is judged on its options. */
 export class VolumeCreator {
+  /** Volumes this node made whose Create ended before settleRace did (Pending): a repeated Create settles them. */
+  private readonly unsettled = new Map<string, { id: string; at: number }>();
+
   constructor(private readonly deps: CreatorDeps) {}
 
   async create(name: string, options: VolumeOptions, ctx: OperationContext): Promise<void> {
     const { calls, catalog, cluster, zone } = this.deps;
-    const existing = await catalog.lookup(name, ctx.deadline, ctx.log);
+    // EC2's answer by name, not catalog.lookup: its memory of the volume this node made last may name
+    // one another node removed since, and waits for it to the deadline. A lagging Describe that
+    // misses a volume here makes a second one, which settleRace deletes.
+    const all = await catalog.named(name, ctx.deadline, ctx.log);
+    const existing = currentOf(all);
+    const mine = this.unsettled.get(name);
+    if (mine && Date.now() - mine.at > UNSETTLED_MS) this.unsettled.delete(name);
+    else if (mine && all.some((v) => v.id === mine.id && v.state !== 'deleting' && v.state !== 'deleted')) {
+      await this.settleRace(name, mine.id, options, ctx);
+      this.unsettled.delete(name);
+      return;
+    }
     if (existing) return this.confirmExisting(existing, options, ctx);
     const limits = EBS_LIMITS[options.ebstype];
     // Blank until its first attach: a cross-zone move of it then needs no snapshot.
@@ -52,8 +70,10 @@ export class VolumeCreator {
       const volumeId = created.VolumeId!;
       ctx.log.info({ volumeId, zone }, 'EBS volume created');
       catalog.madeHere(name, volumeId);
+      this.unsettled.set(name, { id: volumeId, at: Date.now() });
       await this.waitCreated(name, volumeId, ctx);
       await this.settleRace(name, volumeId, options, ctx);
+      this.unsettled.delete(name);
     } finally {
       catalog.invalidate();
     }
@@ -62,13 +82,22 @@ export class VolumeCreator {
   /**
    * Two nodes that both missed the name (dockerd's Get before Create runs on every node preparing
    * the task) each make a volume. Every Create looks again once its own is available: the oldest
-   * volume of the name wins, and a loser deletes its own, which nothing has attached yet.
+   * volume of the name wins, and a loser deletes its own, which nothing has attached yet. The
+   * decision waits for a Describe that shows our own volume: a lagging one that does not may miss
+   * the other node's too, made before ours, and both nodes would keep theirs.
    */
   private async settleRace(name: string, volumeId: string, options: VolumeOptions, ctx: OperationContext): Promise<void> {
-    const { calls, catalog } = this.deps;
-    const all = await catalog.named(name, ctx.deadline, ctx.log);
+    const { calls, catalog, zone } = this.deps;
+    let all = await catalog.named(name, ctx.deadline, ctx.log);
+    for (let wait = 50; !all.some((v) => v.id === volumeId); wait = Math.min(wait * 2, 1000)) {
+      if (Date.now() + wait >= ctx.deadline) {
+        throw new PendingError(`volume ${name} (${volumeId}) was created, but EC2 does not list it yet to check that no other node created ${name} at the same time; Create again to check`, { volumeId, zone });
+      }
+      await delay(wait);
+      all = await catalog.named(name, ctx.deadline, ctx.log);
+    }
     const winner = pickCurrent(all);
-    if (!winner || winner.id === volumeId || !all.some((v) => v.id === volumeId)) return;
+    if (!winner || winner.id === volumeId) return;
     ctx.log.warn({ volumeId, winner: winner.id, zone: winner.zone }, 'another node created this name at the same time; deleting our volume, the older one stays');
     await calls.aws('DeleteVolume', ctx, { volumeId }, () => calls.ec2.send(new DeleteVolumeCommand({ VolumeId: volumeId }))).catch((err: unknown) => {
       if (!isNotFound(err)) throw err;

@@ -5,15 +5,17 @@
  * machine is.
  */
 import { jest } from '@jest/globals';
+import { CreateVolumeCommand, DescribeVolumesCommand, type Filter, type Volume } from '@aws-sdk/client-ec2';
 import { CallCounter } from '../../../aws/call-counter.js';
 import type { OperationContext } from '../../../core/context.js';
-import { CloudError } from '../../../core/errors.js';
+import { CloudError, PendingError } from '../../../core/errors.js';
 import { createLogger, type Logger } from '../../../core/log.js';
+import type { VolumeOptions } from '../../../core/volume-options.js';
 import { BackgroundDetach } from '../../../drivers/ebs/background-detach.js';
 import { BACKGROUND_LIMIT_MS } from '../../../drivers/ebs/ebs-calls.js';
 import { LossWatch } from '../../../drivers/ebs/loss-watch.js';
 import { VolumeCatalog } from '../../../drivers/ebs/volume-catalog.js';
-import { ME, OTHER } from './driver-world.js';
+import { driverWorld, ME, OTHER } from './driver-world.js';
 import { FakeEc2 } from './fake-ec2.js';
 import { FakeHost } from './fake-host.js';
 
@@ -307,5 +309,52 @@ describe('LossWatch', () => {
     for (let i = 0; i < 4; i++) await nextCheck();
     expect(unmounts()).toBe(0);
     expect(lostLogs()).toEqual([]);
+  });
+});
+
+describe('VolumeCreator', () => {
+  const ZONE = 'us-east-1a';
+  const OPTIONS: VolumeOptions = {
+    backing: 'relocatable', size: 10, ebstype: 'gp3', iops: 3000, throughput: 125, encrypted: true,
+    fs: 'ext4', mountopts: [], perfmode: 'generalpurpose', uid: 0, gid: 0, mode: '0755',
+  };
+
+  test('a Create that answered Pending while racing another node settles the race when it is asked again', async () => {
+    const world = driverWorld(ZONE);
+    const driver = world.makeDriver();
+    try {
+      const { ec2 } = world;
+      const describe = (ec2 as unknown as { describeVolumes(filters: Filter[]): { Volumes: Volume[] } }).describeVolumes.bind(ec2);
+      let ours: string | undefined;
+      let slow = true;
+      // Another node's Create of the name lands just before ours (our look-up missed it), and EC2 is
+      // slow to make ours available: our Create answers Pending before it could settle the race.
+      ec2.mock.on(CreateVolumeCommand).callsFake((input) => {
+        if (!ours) ec2.addVolume('data', ZONE, { Size: 10 });
+        const created = ec2.handleCreateVolume(input);
+        ours ??= created.VolumeId;
+        return created;
+      });
+      ec2.mock.on(DescribeVolumesCommand).callsFake((input: { Filters?: Filter[] }) => {
+        const out = describe(input.Filters ?? []);
+        for (const v of out.Volumes) if (slow && v.VolumeId === ours) v.State = 'creating';
+        return out;
+      });
+      const err = await driver.create('data', OPTIONS, { deadline: Date.now() + 300, log: world.log }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(PendingError);
+      expect(ours).toBeDefined();
+      const live = () => [...ec2.volumes.values()].filter((v) => v.Tags?.some((t) => t.Key === 'stowage:volume' && t.Value === 'data')).map((v) => v.VolumeId);
+      expect(live()).toHaveLength(2);
+
+      // Asked again (as Swarm does), the Create finds the name and deletes its own, newer volume.
+      slow = false;
+      await driver.create('data', OPTIONS, { deadline: Date.now() + 3000, log: world.log });
+      expect(live()).toHaveLength(1);
+      expect(live()).not.toContain(ours);
+      await expect(driver.get('data', { deadline: Date.now() + 3000, log: world.log })).resolves.toBeDefined();
+    } finally {
+      await driver.stop();
+      world.ec2.mock.restore();
+    }
   });
 });
