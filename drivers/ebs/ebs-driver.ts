@@ -23,6 +23,7 @@ import { FilesystemGrowth } from './fs-growth.js';
 import { ProgressCache } from './progress-cache.js';
 import { Fencing, type FenceMode } from './fencing.js';
 import { LossWatch } from './loss-watch.js';
+import { HeadStart } from './head-start.js';
 import { HolderWait } from './holder.js';
 import { MountFlight } from './mount-flight.js';
 import { Mounter } from './mounter.js';
@@ -145,7 +146,7 @@ class EbsDriverImpl implements EbsDriver {
     this.views = new VolumeViews((name) => this.mountpointOf(name), (name) => this.flight.moveOf(name), new ProgressCache(calls));
     this.creator = new VolumeCreator({ calls, catalog, cluster, zone });
     this.growth = new FilesystemGrowth({ host, calls, catalog, mountRoot: deps.mountRoot, log, intervalMs: deps.growCheckMs ?? 30_000 });
-    this.mounter = new Mounter({ calls, host, catalog, snapshots, mover, attacher, holder, growth: this.growth, me: this.me, zone, pollInitialMs });
+    this.mounter = new Mounter({ calls, host, catalog, snapshots, mover, attacher, holder, headStart: new HeadStart(snapshots), growth: this.growth, me: this.me, zone, pollInitialMs });
     this.detacher = new Detacher({ calls, host, catalog, names, snapshots, me: this.me, snapshotOnUnmount: deps.snapshotOnUnmount ?? false, snapshotRetain });
     this.remover = new VolumeRemover({ calls, host, catalog, snapshots, unmountSnapshots: (name, deadline) => this.detacher.afterUnmountSnapshots(name, deadline) });
     this.backups = createBackupScheduler({ catalog, snapshots, host, me: this.me, mountRoot: deps.mountRoot, mountpointOf: (name) => this.mountpointOf(name), log, now, ...deps.backups });

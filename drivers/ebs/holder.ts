@@ -24,11 +24,13 @@ export interface HolderDeps {
 export class HolderWait {
   constructor(private readonly deps: HolderDeps) {}
 
-  async takeOver(volume: EbsVolume, answerDeadline: number, deadline: number, log: Logger, progress: MountProgress): Promise<EbsVolume> {
+  /** `whileHeld`: runs once, when the holder still holds the volume at the first look again. */
+  async takeOver(volume: EbsVolume, answerDeadline: number, deadline: number, log: Logger, progress: MountProgress, whileHeld?: () => Promise<void>): Promise<EbsVolume> {
     const { calls, fencing } = this.deps;
     const holder = volume.attachment!.instanceId;
     progress.doing = `waiting for instance ${holder} in ${volume.zone} to detach ${volume.id}`;
-    for (;;) {
+    for (let look = 1; ; look++) {
+      if (look === 2) await whileHeld?.();
       const verdict = await fencing.judge(holder, answerDeadline, log);
       if (verdict.fenceable) {
         progress.holder = undefined;

@@ -12,6 +12,7 @@ import { describeMove, type ZoneMover } from '../../snapshot/zone-move.js';
 import type { Attacher } from './attacher.js';
 import { BACKGROUND_LIMIT_MS, attachmentOn, type EbsCalls } from './ebs-calls.js';
 import { toMiB, type FilesystemGrowth } from './fs-growth.js';
+import type { HeadStart } from './head-start.js';
 import type { HolderWait } from './holder.js';
 import type { MountProgress } from './mount-flight.js';
 import { prepareAndMount, waitForDevice } from './prepare-device.js';
@@ -28,6 +29,7 @@ export interface MounterDeps {
   mover: ZoneMover;
   attacher: Attacher;
   holder: HolderWait;
+  headStart: HeadStart;
   growth: FilesystemGrowth;
   me: string;
   zone: string;
@@ -60,7 +62,12 @@ export class Mounter {
         // A lagging Describe may still show a holder that let go: look on a fresh view before waiting on it.
         progress.doing = `checking who holds ${volume.id}`;
         volume = (await snapshots.fresh(volume.id, { deadline, log })) ?? volume;
-        if (volume.attachment && volume.attachment.instanceId !== me) volume = await this.deps.holder.takeOver(volume, ctx.deadline, deadline, log, progress);
+        if (volume.attachment && volume.attachment.instanceId !== me) {
+          const held = volume;
+          // A move will follow: a holder slow to let go gives its snapshot a head start.
+          const whileHeld = held.zone !== zone ? () => this.deps.headStart.take(held, { deadline, log }) : undefined;
+          volume = await this.deps.holder.takeOver(held, ctx.deadline, deadline, log, progress, whileHeld);
+        }
       }
       // A copy another node is making elsewhere does not stop us: attaching here makes its move give up.
       if (volume.zone !== zone) volume = await this.moveAcrossZones(volume, deadline, log, progress);
