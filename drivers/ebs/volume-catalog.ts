@@ -64,10 +64,13 @@ export class VolumeCatalog {
   async lookup(name: string, deadline: number, log: Logger): Promise<EbsVolume | undefined> {
     const found = currentOf(await this.named(name, deadline, log));
     const made = this.made.get(name);
-    if (found || !made || this.options.now() - made.at > MADE_MEMORY_MS) return found;
-    for (let wait = 50; Date.now() < deadline; wait = Math.min(wait * 2, 1000)) {
-      await delay(Math.min(wait, deadline - Date.now()));
-      const seen = currentOf(await this.describe([{ Name: 'volume-id', Values: [made.id] }], deadline, log));
+    if (found || !made) return found;
+    // Another node may have removed ours and made the name again meanwhile: the name is read again
+    // too, and ours is not waited for past the memory (a volume still unseen then is not coming).
+    const until = Math.min(deadline, Date.now() + made.at + MADE_MEMORY_MS - this.options.now());
+    for (let wait = 50; Date.now() < until; wait = Math.min(wait * 2, 1000)) {
+      await delay(Math.min(wait, until - Date.now()));
+      const seen = currentOf(await this.named(name, deadline, log)) ?? currentOf(await this.describe([{ Name: 'volume-id', Values: [made.id] }], deadline, log));
       if (seen) return seen;
     }
     return undefined;
