@@ -24,9 +24,9 @@ const ROUNDS = 3;
 
 /** A completed backup of the detached volume: "recent", and missing only what is written after it. */
 async function backedUp(cloud: BenchCloud, node: BenchNode, name: string): Promise<void> {
-  const store = benchSnapshots(cloud, node);
+  const { store, reads } = benchSnapshots(cloud, node);
   const step = benchContext(name, 600_000);
-  const volume = (await store.volume(String((await node.driver.get(name, step))!.status.volumeId), step))!;
+  const volume = (await reads.volume(String((await node.driver.get(name, step))!.status.volumeId), step))!;
   const taken = await store.create(volume, 'backup', step);
   await store.waitCompleted(taken.id, step, () => undefined);
 }

@@ -45,11 +45,11 @@ async function timedCreateAndMount(node: BenchNode, name: string): Promise<numbe
 
 /** What snapshot on unmount does after the detach, then waits for it: a warm volume. */
 export async function warmUp(cloud: BenchCloud, a: BenchNode, name: string): Promise<void> {
-  const store = benchSnapshots(cloud, a);
+  const { store, reads } = benchSnapshots(cloud, a);
   const step = benchContext(name, 600_000);
   const id = String((await a.driver.get(name, step))!.status.volumeId);
   // The whole record, last attachment included: a snapshot that does not cover it is never trusted (issue 15.2).
-  const volume = (await store.volume(id, step))!;
+  const volume = (await reads.volume(id, step))!;
   const taken = await store.create(volume, 'unmount', step);
   await store.markCurrent(volume, taken.id, step);
   await store.waitCompleted(taken.id, step, () => undefined);

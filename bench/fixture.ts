@@ -10,6 +10,7 @@ import { startLocalcloud, type Localcloud, type LatencyMode } from '../localclou
 import type { OperationContext } from '../core/context.js';
 import { silentLogger } from '../core/log.js';
 import { SnapshotStore } from '../snapshot/snapshot-store.js';
+import { VolumeReads } from '../aws/volume-reads.js';
 
 export const CLUSTER = 'bench';
 // The SDK is pinned by the lock file; its notice about later releases is noise in a report.
@@ -71,9 +72,10 @@ export function benchContext(volume: string, ms = 110_000): OperationContext {
   return { deadline: Date.now() + ms, log: silentLogger.child({ volume }) };
 }
 
-/** The snapshot store a node's driver uses, for a bench's own backups and warm-ups. */
-export function benchSnapshots(cloud: BenchCloud, node: BenchNode): SnapshotStore {
-  return new SnapshotStore({ ec2: cloud.ec2, counter: node.counter, cluster: CLUSTER, pollInitialMs: 500 });
+/** The snapshot store and volume reads a node's driver uses, for a bench's own backups and warm-ups. */
+export function benchSnapshots(cloud: BenchCloud, node: BenchNode): { store: SnapshotStore; reads: VolumeReads } {
+  const deps = { ec2: cloud.ec2, counter: node.counter, cluster: CLUSTER, pollInitialMs: 500 };
+  return { store: new SnapshotStore(deps), reads: new VolumeReads(deps) };
 }
 
 /** Rounded to the millisecond. */

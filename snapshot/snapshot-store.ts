@@ -1,11 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import {
   CreateSnapshotCommand,
   CreateTagsCommand,
   DeleteSnapshotCommand,
   DeleteTagsCommand,
   DescribeSnapshotsCommand,
-  DescribeVolumesCommand,
   type EC2Client,
   type Tag,
 } from '@aws-sdk/client-ec2';
@@ -13,7 +11,8 @@ import { callAws, type RetryPolicy } from '../aws/call.js';
 import type { CallCounter } from '../aws/call-counter.js';
 import { delay } from '../core/delay.js';
 import { isNotFound } from '../aws/errors.js';
-import { toEbsVolume, type EbsVolume } from '../core/schema/ebs-volume.js';
+import type { EbsVolume } from '../core/schema/ebs-volume.js';
+import { VolumeReads } from '../aws/volume-reads.js';
 import { CloudError, PendingError, type ErrorContext } from '../core/errors.js';
 import type { OperationContext } from '../core/context.js';
 import { allPages } from '../aws/pages.js';
@@ -31,8 +30,6 @@ export interface SnapshotStoreDeps {
 }
 
 const MAX_POLL_MS = 15_000;
-/** A fresh read polls quickly: EC2's lag is seconds, not minutes. */
-const FRESH_POLL_MS = 1000;
 /** A snapshot unseen this long is gone, not merely not shown yet by a lagging Describe. */
 const MISSING_MS = 10_000;
 const MISSING_POLL_MS = 500;
@@ -42,7 +39,12 @@ const MISSING_POLL_MS = 500;
  * (`stowage:snapshot-current`). Every call goes through callAws; nothing here knows about mounts.
  */
 export class SnapshotStore {
-  constructor(private readonly deps: SnapshotStoreDeps) {}
+  /** markCurrent's re-read of the volume. */
+  private readonly reads: VolumeReads;
+
+  constructor(private readonly deps: SnapshotStoreDeps) {
+    this.reads = new VolumeReads(deps);
+  }
 
   /** Starts a snapshot of a detached volume, tagged with the name, the source and the generation it captures. */
   async create(volume: EbsVolume, reason: SnapshotReason, step: OperationContext, extraTags: Tag[] = []): Promise<StoredSnapshot> {
@@ -158,7 +160,7 @@ export class SnapshotStore {
     await this.aws('CreateTags', step, context, () =>
       this.deps.ec2.send(new CreateTagsCommand({ Resources: [volume.id], Tags: [{ Key: Tags.snapshotCurrent, Value: snapshotId }] })),
     );
-    const now = await this.volume(volume.id, step);
+    const now = await this.reads.volume(volume.id, step);
     if (now?.attachment) {
       step.log.warn({ ...context, instance: now.attachment.instanceId }, 'volume was attached while its snapshot started; the snapshot is not its current data');
       await this.forget(volume.id, step);
@@ -190,41 +192,6 @@ export class SnapshotStore {
     for (const s of doomed) await this.delete(s.id, step);
     if (doomed.length > 0) step.log.info({ deleted: doomed.map((s) => s.id), keep }, 'old backups deleted (backupretain)');
     return doomed.length;
-  }
-
-  /**
-   * The volume as EC2 has it now, read after a write of our own: a Describe that shows our barrier
-   * is no older than that write, so it shows every change made before it (EC2 is eventually
-   * consistent). Decisions that could lose data (re-create a blank volume, trust a snapshot, retire
-   * the source of a move) are taken on this view only. undefined: the volume is gone.
-   */
-  async fresh(volumeId: string, step: OperationContext): Promise<EbsVolume | undefined> {
-    const barrier = randomUUID();
-    try {
-      await this.aws('CreateTags', step, { volumeId }, () =>
-        this.deps.ec2.send(new CreateTagsCommand({ Resources: [volumeId], Tags: [{ Key: Tags.readBarrier, Value: barrier }] })),
-      );
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw err;
-    }
-    for (let wait = this.deps.pollInitialMs; ; wait = Math.min(wait * 1.6, FRESH_POLL_MS)) {
-      const now = await this.volume(volumeId, step);
-      if (now === undefined || now.readBarrier === barrier) return now;
-      if (Date.now() >= step.deadline) {
-        throw new PendingError(`EC2 does not show a current view of ${volumeId} yet; the move goes on at the next Mount`, { volumeId });
-      }
-      await delay(Math.min(wait, step.deadline - Date.now()));
-    }
-  }
-
-  /** The volume as EC2 has it now (undefined: gone). */
-  async volume(volumeId: string, step: OperationContext): Promise<EbsVolume | undefined> {
-    const out = await this.aws('DescribeVolumes', step, { volumeId }, () =>
-      this.deps.ec2.send(new DescribeVolumesCommand({ Filters: [{ Name: 'volume-id', Values: [volumeId] }] })),
-    );
-    const found = out.Volumes?.[0];
-    return found && toEbsVolume(found, this.deps.cluster);
   }
 
   private aws<T>(operation: string, step: OperationContext, context: ErrorContext, send: () => Promise<T>): Promise<T> {

@@ -10,6 +10,7 @@ import { toEbsVolume, volumeTagSpecification, volumeTags, type EbsVolume, type T
 import type { StoredSnapshot } from '../core/schema/snapshot-record.js';
 import { Tags } from '../core/schema/tags.js';
 import { EBS_LIMITS, EBS_TYPES, type EbsType } from '../core/volume-options.js';
+import type { VolumeReads } from '../aws/volume-reads.js';
 import type { SnapshotStore } from './snapshot-store.js';
 
 /** Boundaries of a replacing restore, in order; a test's crash hook stops it at one of them. */
@@ -32,6 +33,8 @@ export interface VolumeRestoreDeps {
   counter: CallCounter;
   cluster: string;
   snapshots: SnapshotStore;
+  /** The fresh view a restore decides on (read barrier). */
+  reads: VolumeReads;
   waiter: VolumeWaiter;
   retry?: RetryPolicy;
   /** Progress of the long waits (the snapshot that keeps a replaced volume), for a CLI's progress line. */
@@ -70,7 +73,7 @@ export class VolumeRestorer {
 
   /** `current` (detached) replaced by a volume made from `snapshot`; resumes a replacement a crash left midway. */
   async replace(current: EbsVolume, snapshot: StoredSnapshot, template: VolumeTemplate, zone: string, step: OperationContext): Promise<Replaced> {
-    const source = current.movingTo ? current : await this.deps.snapshots.fresh(current.id, step);
+    const source = current.movingTo ? current : await this.deps.reads.fresh(current.id, step);
     if (!source) throw new CloudError(`volume ${current.id} of ${current.name} disappeared during the restore; run it again`, 'InvalidVolume.NotFound', { volumeId: current.id });
     this.refuseIfAttached(source);
     const kept = await this.keep(source, snapshot, step);
@@ -145,7 +148,7 @@ export class VolumeRestorer {
 
   /** Commits: deletes the replaced volume, unless it was attached or written since its data was kept. */
   private async retire(source: EbsVolume, replacement: EbsVolume, kept: StoredSnapshot, step: OperationContext): Promise<void> {
-    const now = await this.deps.snapshots.fresh(source.id, step);
+    const now = await this.deps.reads.fresh(source.id, step);
     if (!now) return; // an earlier run committed already
     const problem = now.attachment ? `it was attached to ${now.attachment.instanceId}` : now.lastAttach !== kept.coversAttach ? 'it was mounted and written since its data was kept' : undefined;
     try {

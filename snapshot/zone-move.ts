@@ -10,6 +10,7 @@ import { currentOf, neverWritten, taggedOptionsOf, toEbsVolume, volumeTagSpecifi
 import { CloudError, PendingError, VolumeBusyError, VolumeNotFoundError, type ErrorContext } from '../core/errors.js';
 import { EBS_LIMITS, EBS_TYPES, type EbsType } from '../core/volume-options.js';
 import type { SnapshotStore } from './snapshot-store.js';
+import type { VolumeReads } from '../aws/volume-reads.js';
 import type { OperationContext } from '../core/context.js';
 import type { Logger } from '../core/log.js';
 import { delay } from '../core/delay.js';
@@ -39,6 +40,8 @@ export interface ZoneMoverDeps {
   counter: CallCounter;
   cluster: string;
   snapshots: SnapshotStore;
+  /** The fresh view a move decides on (read barrier). */
+  reads: VolumeReads;
   /** Shared with the driver, so waits of both batch into one DescribeVolumes. */
   waiter: VolumeWaiter;
   /** Every volume carrying the name now, from EC2. */
@@ -92,7 +95,7 @@ export class ZoneMover {
       // What the copy is made from, and whether the source is held, are decided on a view that
       // holds every change before this move (a lagging Describe may show an attachment long gone).
       const decides = (!copy && listed.zone !== targetZone) || listed.attachment !== undefined;
-      const source = decides ? await this.deps.snapshots.fresh(listed.id, step) : listed;
+      const source = decides ? await this.deps.reads.fresh(listed.id, step) : listed;
       if (!source) continue;
       if (!copy && source.zone === targetZone) {
         step.log.info({ volumeId: source.id, zone: targetZone, generation: source.generation, ms: Date.now() - started }, 'cross-zone move done');
@@ -244,7 +247,7 @@ export class ZoneMover {
     let ready: EbsVolume | undefined;
     try {
       const seen = await this.deps.waiter.waitFor(copy.id, (v) => v?.State !== 'creating', { deadline: step.deadline, what: `${copy.id} to become available`, log: step.log });
-      ready = seen && (await this.deps.snapshots.volume(copy.id, step));
+      ready = seen && (await this.deps.reads.volume(copy.id, step));
     } catch (err) {
       if (err instanceof WaitTimeoutError) throw new PendingError(`the copy ${copy.id} of volume ${source.name} is still being created in ${copy.zone}`, context);
       throw err;
@@ -259,7 +262,7 @@ export class ZoneMover {
 
     t = Date.now();
     progress('verifying');
-    const now = await this.deps.snapshots.fresh(source.id, step);
+    const now = await this.deps.reads.fresh(source.id, step);
     const problem = this.mismatch(now ?? source, ready);
     if (now && problem) {
       // The copy no longer holds the source's data (it was attached since), or is not a faithful copy.
@@ -288,7 +291,7 @@ export class ZoneMover {
     const context = { volumeId: source.id, copyId: copy.id, zone: copy.zone };
     for (let attempt = 1, backoff = RETIRE_BACKOFF_MS; ; attempt++, backoff = Math.min(backoff * 2, MAX_RETIRE_BACKOFF_MS)) {
       if (attempt > 1) {
-        const now = await this.deps.snapshots.fresh(source.id, step);
+        const now = await this.deps.reads.fresh(source.id, step);
         if (!now) return true;
         const problem = this.mismatch(now, copy);
         if (problem) {

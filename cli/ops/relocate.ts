@@ -1,6 +1,7 @@
 import { VolumeWaiter } from '../../aws/volume-waiter.js';
 import { VolumeCatalog } from '../../drivers/ebs/volume-catalog.js';
 import { UnsupportedError, VolumeBusyError } from '../../core/errors.js';
+import { VolumeReads } from '../../aws/volume-reads.js';
 import { SnapshotStore } from '../../snapshot/snapshot-store.js';
 import { ZoneMover, describeMove, type MoveProgress } from '../../snapshot/zone-move.js';
 import type { ParsedArgs } from './args.js';
@@ -54,11 +55,13 @@ async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
   const { ec2 } = target;
   const log = ctx.log.child({ volume: name, region: inventory.region });
   const catalog = new VolumeCatalog({ ec2, counter: ctx.counter, cluster: ctx.cluster, ttlMs: 0, now: Date.now });
+  const reading = { ec2, counter: ctx.counter, cluster: ctx.cluster, pollInitialMs: POLL_INITIAL_MS };
   const mover = new ZoneMover({
     ec2,
     counter: ctx.counter,
     cluster: ctx.cluster,
-    snapshots: new SnapshotStore({ ec2, counter: ctx.counter, cluster: ctx.cluster, pollInitialMs: POLL_INITIAL_MS }),
+    snapshots: new SnapshotStore(reading),
+    reads: new VolumeReads(reading),
     waiter: new VolumeWaiter({ ec2, counter: ctx.counter, log, initialDelayMs: POLL_INITIAL_MS }),
     named: (n, deadline, l) => catalog.named(n, deadline, l),
     retain: Number(ctx.io.env.STOWAGE_SNAPSHOT_RETAIN ?? '1') || 1,

@@ -2,6 +2,7 @@ import { VolumeWaiter } from '../../aws/volume-waiter.js';
 import { UnsupportedError, VolumeConflictError } from '../../core/errors.js';
 import { taggedOptionsOf, type EbsVolume } from '../../core/schema/ebs-volume.js';
 import { checkName } from '../../plugin/volume-service.js';
+import { VolumeReads } from '../../aws/volume-reads.js';
 import { SnapshotStore } from '../../snapshot/snapshot-store.js';
 import { VolumeRestorer, type VolumeTemplate } from '../../snapshot/volume-restore.js';
 import type { ParsedArgs } from './args.js';
@@ -77,9 +78,10 @@ async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
   const zone = zoneFlag ?? group.current.zone;
 
   const bar = progressLine(ctx.io.stderr);
-  const snapshots = new SnapshotStore({ ec2: target.ec2, counter: ctx.counter, cluster: ctx.cluster, pollInitialMs: 500 });
+  const reading = { ec2: target.ec2, counter: ctx.counter, cluster: ctx.cluster, pollInitialMs: 500 };
+  const snapshots = new SnapshotStore(reading);
   const restorer = new VolumeRestorer({
-    ec2: target.ec2, counter: ctx.counter, cluster: ctx.cluster, snapshots,
+    ec2: target.ec2, counter: ctx.counter, cluster: ctx.cluster, snapshots, reads: new VolumeReads(reading),
     waiter: new VolumeWaiter({ ec2: target.ec2, counter: ctx.counter, log: ctx.log, initialDelayMs: 500 }),
     onProgress: (label, percent) => bar.show(label, percent),
   });

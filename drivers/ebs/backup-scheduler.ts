@@ -6,6 +6,7 @@ import type { EbsVolume } from '../../core/schema/ebs-volume.js';
 import type { StoredSnapshot } from '../../core/schema/snapshot-record.js';
 import type { Host } from '../../host/host.js';
 import type { SnapshotStore } from '../../snapshot/snapshot-store.js';
+import type { VolumeReads } from '../../aws/volume-reads.js';
 import { BackupTaker, type BackupTakerDeps } from './backup-taker.js';
 import type { VolumeCatalog } from './volume-catalog.js';
 
@@ -36,9 +37,9 @@ export interface BackupOptions {
 }
 
 /** The scheduler with its taker, from the driver's parts. */
-export function createBackupScheduler(deps: Omit<BackupSchedulerDeps, 'taker' | 'tickMs'> & BackupOptions): BackupScheduler {
-  const { drCopy, whileFrozen, tickMs = 30_000, ...rest } = deps;
-  const taker = new BackupTaker({ host: deps.host, snapshots: deps.snapshots, ...(drCopy && { drCopy }), ...(whileFrozen && { whileFrozen }) });
+export function createBackupScheduler(deps: Omit<BackupSchedulerDeps, 'taker' | 'tickMs'> & BackupOptions & { reads: VolumeReads }): BackupScheduler {
+  const { drCopy, whileFrozen, tickMs = 30_000, reads, ...rest } = deps;
+  const taker = new BackupTaker({ host: deps.host, snapshots: deps.snapshots, reads, ...(drCopy && { drCopy }), ...(whileFrozen && { whileFrozen }) });
   return new BackupScheduler({ ...rest, taker, tickMs });
 }
 

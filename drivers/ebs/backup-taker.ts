@@ -4,6 +4,7 @@ import type { StoredSnapshot } from '../../core/schema/snapshot-record.js';
 import type { Host } from '../../host/host.js';
 import { copyToDrRegion, type DrCopyDeps } from '../../snapshot/dr-copy.js';
 import type { SnapshotStore } from '../../snapshot/snapshot-store.js';
+import type { VolumeReads } from '../../aws/volume-reads.js';
 
 /** CreateSnapshot returns once EBS marked the point in time; the filesystem stays frozen no longer than this. */
 const FROZEN_LIMIT_MS = 10_000;
@@ -12,6 +13,7 @@ const THAW_ATTEMPTS = 3;
 export interface BackupTakerDeps {
   host: Host;
   snapshots: SnapshotStore;
+  reads: VolumeReads;
   /** Copies each completed backup of a volume with `drregion` (snapshot/dr-copy.ts); absent: no DR copies from this node. */
   drCopy?: DrCopyDeps;
   /** Tests: runs while the filesystem is frozen, right before CreateSnapshot. */
@@ -45,7 +47,7 @@ export class BackupTaker {
    * covers the last attachment, which is what tells the next tick that nothing changed since.
    */
   async detached(volume: EbsVolume, step: OperationContext): Promise<StoredSnapshot | undefined> {
-    const now = await this.deps.snapshots.fresh(volume.id, step);
+    const now = await this.deps.reads.fresh(volume.id, step);
     if (!now || now.attachment) return undefined;
     return this.deps.snapshots.create(now, 'backup', step);
   }

@@ -106,7 +106,7 @@ export class Detacher {
         // believed only on a fresh view (EC2 is eventually consistent).
         for (;;) {
           await calls.waiter.waitFor(volume.id, (v) => !attachmentOn(v, me), { deadline: ctx.deadline, what: `${volume.id} detached from ${me}`, log, ...(ctx.cancel && { signal: ctx.cancel }) });
-          const now = await this.deps.snapshots.fresh(volume.id, ctx);
+          const now = await calls.reads.fresh(volume.id, ctx);
           if (now?.attachment?.instanceId !== me) break;
           if (Date.now() >= ctx.deadline) throw new WaitTimeoutError(`${volume.id} detached from ${me}`, undefined);
           await delay(Math.min(DETACH_RECHECK_MS, ctx.deadline - Date.now()), ctx.cancel);

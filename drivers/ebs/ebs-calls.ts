@@ -2,6 +2,7 @@ import type { Volume } from '@aws-sdk/client-ec2';
 import type { EC2Client } from '@aws-sdk/client-ec2';
 import { callAws, type RetryPolicy } from '../../aws/call.js';
 import type { CallCounter } from '../../aws/call-counter.js';
+import type { VolumeReads } from '../../aws/volume-reads.js';
 import type { VolumeWaiter } from '../../aws/volume-waiter.js';
 import type { OperationContext } from '../../core/context.js';
 import { VolumeNotFoundError, type ErrorContext } from '../../core/errors.js';
@@ -33,6 +34,8 @@ export class EbsCalls {
     readonly ec2: EC2Client,
     private readonly counter: CallCounter,
     readonly waiter: VolumeWaiter,
+    /** One volume as a Describe shows it, or on a fresh view (the read barrier). */
+    readonly reads: VolumeReads,
     private readonly cluster: string,
     private readonly retry: RetryPolicy | undefined,
   ) {}

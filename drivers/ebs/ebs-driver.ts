@@ -12,6 +12,7 @@ import type { VolumeOptions } from '../../core/volume-options.js';
 import type { RetryPolicy } from '../../aws/call.js';
 import type { CallCounter } from '../../aws/call-counter.js';
 import type { NodeIdentity } from '../../aws/identity.js';
+import { VolumeReads } from '../../aws/volume-reads.js';
 import { VolumeWaiter } from '../../aws/volume-waiter.js';
 import { SnapshotStore } from '../../snapshot/snapshot-store.js';
 import { ZoneMover, type MoveStep } from '../../snapshot/zone-move.js';
@@ -114,7 +115,8 @@ class EbsDriverImpl implements EbsDriver {
     const retry = deps.retry && { retry: deps.retry };
     this.catalog = new VolumeCatalog({ ec2, counter, cluster, ttlMs: deps.cacheTtlMs ?? 5000, now });
     const waiter = new VolumeWaiter({ ec2, counter, log, initialDelayMs: pollInitialMs, ...retry });
-    const calls = new EbsCalls(ec2, counter, waiter, cluster, deps.retry);
+    const reads = new VolumeReads({ ec2, counter, cluster, pollInitialMs, ...retry });
+    const calls = new EbsCalls(ec2, counter, waiter, reads, cluster, deps.retry);
     this.fencing = new Fencing({
       ec2,
       counter,
@@ -133,6 +135,7 @@ class EbsDriverImpl implements EbsDriver {
       counter,
       cluster,
       snapshots,
+      reads,
       waiter,
       named: (name, deadline, moveLog) => this.catalog.named(name, deadline, moveLog),
       retain: snapshotRetain,
@@ -149,7 +152,7 @@ class EbsDriverImpl implements EbsDriver {
     this.mounter = new Mounter({ calls, host, catalog, snapshots, mover, attacher, holder, headStart: new HeadStart(snapshots), growth: this.growth, me: this.me, zone, pollInitialMs });
     this.detacher = new Detacher({ calls, host, catalog, names, snapshots, me: this.me, snapshotOnUnmount: deps.snapshotOnUnmount ?? false, snapshotRetain });
     this.remover = new VolumeRemover({ calls, host, catalog, snapshots, unmountSnapshots: (name, deadline) => this.detacher.afterUnmountSnapshots(name, deadline) });
-    this.backups = createBackupScheduler({ catalog, snapshots, host, me: this.me, mountRoot: deps.mountRoot, mountpointOf: (name) => this.mountpointOf(name), log, now, ...deps.backups });
+    this.backups = createBackupScheduler({ catalog, snapshots, reads, host, me: this.me, mountRoot: deps.mountRoot, mountpointOf: (name) => this.mountpointOf(name), log, now, ...deps.backups });
     this.lossWatch = new LossWatch({ host, catalog, me: this.me, mountRoot: deps.mountRoot, log, confirmMs: deps.lossConfirmMs ?? 10_000, mounting: (name) => this.flight.has(name) });
   }
 

@@ -61,7 +61,7 @@ export class Mounter {
       if (volume.attachment && volume.attachment.instanceId !== me) {
         // A lagging Describe may still show a holder that let go: look on a fresh view before waiting on it.
         progress.doing = `checking who holds ${volume.id}`;
-        volume = (await snapshots.fresh(volume.id, { deadline, log })) ?? volume;
+        volume = (await calls.reads.fresh(volume.id, { deadline, log })) ?? volume;
         if (volume.attachment && volume.attachment.instanceId !== me) {
           const held = volume;
           // A move will follow: a holder slow to let go gives its snapshot a head start.

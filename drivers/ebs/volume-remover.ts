@@ -32,7 +32,7 @@ export class VolumeRemover {
       const listed = await catalog.lookup(name, ctx.deadline, ctx.log);
       if (!listed) throw new VolumeNotFoundError(name);
       // A lagging Describe may show an attachment long gone: a refusal is decided on a fresh view.
-      const fresh = listed.attachment && !listed.movingTo ? await snapshots.fresh(listed.id, ctx) : listed;
+      const fresh = listed.attachment && !listed.movingTo ? await this.deps.calls.reads.fresh(listed.id, ctx) : listed;
       const volume = fresh ? { ...fresh, movingTo: listed.movingTo } : listed;
       const context = { volumeId: volume.id, zone: volume.zone };
       if (await this.deps.host.mountAt(mountpoint)) throw new VolumeBusyError(`volume ${name} is mounted at ${mountpoint} on this node`, context);

@@ -7,6 +7,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { VolumeReads } from '../../../aws/volume-reads.js';
 import { VolumeWaiter } from '../../../aws/volume-waiter.js';
 import { silentLogger } from '../../../core/log.js';
 import { backupsCommand } from '../../../cli/ops/backups.js';
@@ -111,6 +112,7 @@ asRoot('stowage backups and stowage restore (issue 17.3)', () => {
     // The first run dies right after it made the replacement, before the old volume is retired.
     const crashing = new VolumeRestorer({
       ec2: world.ec2, counter: world.counter, cluster: CLUSTER, snapshots: store,
+      reads: new VolumeReads({ ec2: world.ec2, counter: world.counter, cluster: CLUSTER, pollInitialMs: 20 }),
       waiter: new VolumeWaiter({ ec2: world.ec2, counter: world.counter, log: silentLogger, initialDelayMs: 20 }),
       afterStep: (s) => {
         if (s === 'created') throw new Error('killed');
