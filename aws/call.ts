@@ -1,4 +1,5 @@
 import pRetry, { AbortError } from 'p-retry';
+import type { OperationContext } from '../core/context.js';
 import type { ErrorContext } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { CallCounter } from './call-counter.js';
@@ -73,4 +74,9 @@ export async function callAws<T>(
     // Out of time on a retryable failure: the same request may well succeed later.
     throw toCloudError(err, operation, context, classifyFailure(err) !== 'permanent');
   }
+}
+
+/** callAws for one step of an operation: bounded by its deadline, logged to its log, ended by its cancel signal. */
+export function callInStep<T>(counter: CallCounter, operation: string, step: OperationContext, context: ErrorContext, send: () => Promise<T>, retry?: RetryPolicy): Promise<T> {
+  return callAws(counter, operation, send, { deadline: step.deadline, log: step.log, context, ...(step.cancel && { cancel: step.cancel }), ...(retry && { retry }) });
 }

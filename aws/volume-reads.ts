@@ -5,7 +5,7 @@ import { delay } from '../core/delay.js';
 import { PendingError, type ErrorContext } from '../core/errors.js';
 import { toEbsVolume, type EbsVolume } from '../core/schema/ebs-volume.js';
 import { Tags } from '../core/schema/tags.js';
-import { callAws, type RetryPolicy } from './call.js';
+import { callInStep, type RetryPolicy } from './call.js';
 import type { CallCounter } from './call-counter.js';
 import { isNotFound } from './errors.js';
 
@@ -61,12 +61,6 @@ export class VolumeReads {
   }
 
   private aws<T>(operation: string, step: OperationContext, context: ErrorContext, send: () => Promise<T>): Promise<T> {
-    return callAws(this.deps.counter, operation, send, {
-      deadline: step.deadline,
-      log: step.log,
-      context,
-      ...(step.cancel && { cancel: step.cancel }),
-      ...(this.deps.retry && { retry: this.deps.retry }),
-    });
+    return callInStep(this.deps.counter, operation, step, context, send, this.deps.retry);
   }
 }

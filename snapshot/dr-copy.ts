@@ -1,5 +1,5 @@
 import { CopySnapshotCommand, DeleteSnapshotCommand, DescribeSnapshotsCommand, DescribeVolumesCommand, type EC2Client } from '@aws-sdk/client-ec2';
-import { callAws, type RetryPolicy } from '../aws/call.js';
+import { callInStep, type RetryPolicy } from '../aws/call.js';
 import type { CallCounter } from '../aws/call-counter.js';
 import { isNotFound } from '../aws/errors.js';
 import { allPages } from '../aws/pages.js';
@@ -55,7 +55,7 @@ export async function copyToDrRegion(deps: DrCopyDeps, volume: EbsVolume, backup
   if (backup.state !== 'completed') throw new PendingError(`backup ${backup.id} of ${volume.name} is ${backup.state}; only a completed backup is copied to ${region}`, context);
   const ec2 = deps.ec2In(region);
   const aws = <T>(operation: string, send: () => Promise<T>, extra: ErrorContext = {}) =>
-    callAws(deps.counter, operation, send, { deadline: step.deadline, log: step.log, context: { ...context, ...extra }, ...(deps.retry && { retry: deps.retry }) });
+    callInStep(deps.counter, operation, step, { ...context, ...extra }, send, deps.retry);
 
   const before = await drCopiesOf(ec2, deps.cluster, volume.name, aws);
   const earlier = before.find((c) => c.sourceSnapshot === backup.id);

@@ -7,7 +7,7 @@ import {
   type EC2Client,
   type Tag,
 } from '@aws-sdk/client-ec2';
-import { callAws, type RetryPolicy } from '../aws/call.js';
+import { callInStep, type RetryPolicy } from '../aws/call.js';
 import type { CallCounter } from '../aws/call-counter.js';
 import { delay } from '../core/delay.js';
 import { isNotFound } from '../aws/errors.js';
@@ -195,12 +195,6 @@ export class SnapshotStore {
   }
 
   private aws<T>(operation: string, step: OperationContext, context: ErrorContext, send: () => Promise<T>): Promise<T> {
-    return callAws(this.deps.counter, operation, send, {
-      deadline: step.deadline,
-      log: step.log,
-      context,
-      ...(step.cancel && { cancel: step.cancel }),
-      ...(this.deps.retry && { retry: this.deps.retry }),
-    });
+    return callInStep(this.deps.counter, operation, step, context, send, this.deps.retry);
   }
 }

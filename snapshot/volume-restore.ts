@@ -1,5 +1,5 @@
 import { CreateVolumeCommand, DeleteVolumeCommand, type EC2Client, type Tag, type VolumeType } from '@aws-sdk/client-ec2';
-import { callAws, type RetryPolicy } from '../aws/call.js';
+import { callInStep, type RetryPolicy } from '../aws/call.js';
 import type { CallCounter } from '../aws/call-counter.js';
 import { Ec2Code, hasCode, isNotFound } from '../aws/errors.js';
 import type { VolumeWaiter } from '../aws/volume-waiter.js';
@@ -174,6 +174,6 @@ export class VolumeRestorer {
   }
 
   private aws<T>(operation: string, step: OperationContext, context: ErrorContext, send: () => Promise<T>): Promise<T> {
-    return callAws(this.deps.counter, operation, send, { deadline: step.deadline, log: step.log, context, ...(this.deps.retry && { retry: this.deps.retry }) });
+    return callInStep(this.deps.counter, operation, step, context, send, this.deps.retry);
   }
 }

@@ -1,6 +1,6 @@
 import type { Volume } from '@aws-sdk/client-ec2';
 import type { EC2Client } from '@aws-sdk/client-ec2';
-import { callAws, type RetryPolicy } from '../../aws/call.js';
+import { callInStep, type RetryPolicy } from '../../aws/call.js';
 import type { CallCounter } from '../../aws/call-counter.js';
 import type { VolumeReads } from '../../aws/volume-reads.js';
 import type { VolumeWaiter } from '../../aws/volume-waiter.js';
@@ -41,13 +41,7 @@ export class EbsCalls {
   ) {}
 
   aws<T>(operation: string, ctx: OperationContext, context: ErrorContext, send: () => Promise<T>): Promise<T> {
-    return callAws(this.counter, operation, send, {
-      deadline: ctx.deadline,
-      log: ctx.log,
-      context,
-      ...(this.retry && { retry: this.retry }),
-      ...(ctx.cancel && { cancel: ctx.cancel }),
-    });
+    return callInStep(this.counter, operation, ctx, context, send, this.retry);
   }
 
   /** Waits for a state of `volume`; returns it as then seen. */
