@@ -79,25 +79,61 @@ export class Attacher {
         }
         attachTime = ours.attachTime;
       }
-      const stuckAt = Date.now() + this.deps.stuckAttachMs;
       try {
-        await this.attached(volume, device, Math.min(deadline, stuckAt), log);
-        names.settle(device);
-        return { device, attachTime };
-      } catch (err) {
-        if (!(err instanceof WaitTimeoutError) || Date.now() < stuckAt || attempt >= MAX_ATTACH_ATTEMPTS) {
+        if (await this.attachedUnlessStuck(volume, device, deadline, log)) {
           names.settle(device);
-          throw err;
+          return { device, attachTime };
         }
-        log.warn({ ...context, waitedMs: this.deps.stuckAttachMs, state: attachmentOn(err.last, me)?.State }, 'attachment stuck; force-detaching it and retrying on another device name');
-        names.refused(device);
-        progress.doing = `undoing the stuck attachment of ${volume.id} as ${device}`;
-        await calls.aws('DetachVolume', { deadline, log }, context, () =>
-          calls.ec2.send(new DetachVolumeCommand({ VolumeId: volume.id, InstanceId: me, Device: device, Force: true })),
-        );
-        await calls.waitUntil(volume, (v) => !attachmentOn(v, me), `detached from ${me}`, deadline, log, progress);
+      } catch (err) {
+        names.settle(device);
+        throw err;
       }
+      if (attempt >= MAX_ATTACH_ATTEMPTS) {
+        names.settle(device);
+        throw new WaitTimeoutError(`${volume.id} attached to ${me} (stuck in attaching on ${attempt} device names)`, undefined);
+      }
+      await this.undoStuck(volume, device, deadline, log, progress);
     }
+  }
+
+  /**
+   * This instance's own attachment found still `attaching` (left by an earlier Mount, or by the
+   * plugin before a restart): waited for as a new one is, then undone and attached anew if stuck.
+   * Stuck is judged from now, on this node's clock, not from EC2's AttachTime.
+   */
+  async resume(volume: EbsVolume, attachment: EbsAttachment, deadline: number, log: Logger, progress: MountProgress): Promise<Attached> {
+    const device = attachment.device ?? '';
+    progress.doing = `waiting for ${volume.id} attached to ${this.deps.me} as ${device}`;
+    if (await this.attachedUnlessStuck(volume, device, deadline, log)) return { device, attachTime: attachment.attachTime };
+    await this.undoStuck(volume, device, deadline, log, progress);
+    return this.attach(volume, deadline, log, progress);
+  }
+
+  /**
+   * false: still attaching after stuckAttachMs. Which limit ended the wait is decided by which one
+   * it was given, not by reading the clock again: a timer may fire a moment early by Date.now().
+   */
+  private async attachedUnlessStuck(volume: EbsVolume, device: string, deadline: number, log: Logger): Promise<boolean> {
+    const stuckAt = Date.now() + this.deps.stuckAttachMs;
+    const stuckFirst = stuckAt < deadline;
+    try {
+      await this.attached(volume, device, stuckFirst ? stuckAt : deadline, log);
+      return true;
+    } catch (err) {
+      if (!(err instanceof WaitTimeoutError) || !stuckFirst) throw err;
+      log.warn({ volumeId: volume.id, instance: this.deps.me, device, waitedMs: this.deps.stuckAttachMs, state: attachmentOn(err.last, this.deps.me)?.State }, 'attachment stuck; force-detaching it and retrying on another device name');
+      return false;
+    }
+  }
+
+  private async undoStuck(volume: EbsVolume, device: string, deadline: number, log: Logger, progress: MountProgress): Promise<void> {
+    const { calls, names, me } = this.deps;
+    names.refused(device);
+    progress.doing = `undoing the stuck attachment of ${volume.id} as ${device}`;
+    await calls.aws('DetachVolume', { deadline, log }, { volumeId: volume.id, instance: me, device }, () =>
+      calls.ec2.send(new DetachVolumeCommand({ VolumeId: volume.id, InstanceId: me, ...(device && { Device: device }), Force: true })),
+    );
+    await calls.waitUntil(volume, (v) => !attachmentOn(v, me), `detached from ${me}`, deadline, log, progress);
   }
 
   /**

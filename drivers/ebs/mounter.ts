@@ -57,7 +57,8 @@ export class Mounter {
       if (volume.tagProblems.length > 0) {
         throw new DataSafetyError(`volume ${name} carries tags that break the option rules, so it is not mounted: ${volume.tagProblems.join('; ')}`, progress.context);
       }
-      if (volume.state === 'creating') volume = await calls.waitUntil(volume, (v) => v?.State !== 'creating', 'to become available', deadline, log, progress);
+      // Not shown at all is not "created": a lagging Describe may answer from before the volume was.
+      if (volume.state === 'creating') volume = await calls.waitUntil(volume, (v) => v !== undefined && v.State !== 'creating', 'to become available', deadline, log, progress);
       if (volume.attachment && volume.attachment.instanceId !== me) {
         // A lagging Describe may still show a holder that let go: look on a fresh view before waiting on it.
         progress.doing = `checking who holds ${volume.id}`;
@@ -80,10 +81,9 @@ export class Mounter {
       let attachTime: string | undefined;
       const mine = volume.attachment;
       if (mine && mine.state !== 'detaching') {
-        // Attached here already (a restart, or a Mount that answered Pending): reuse the attachment.
-        if (mine.state !== 'attached') await calls.waitUntil(volume, (v) => attachmentOn(v, me)?.State === 'attached', `attached to ${me}`, deadline, log, progress);
-        device = mine.device ?? '';
-        attachTime = mine.attachTime;
+        // Attached here already (a restart, or a Mount that answered Pending): reuse the attachment,
+        // or undo it if it stays stuck in attaching.
+        ({ device, attachTime } = mine.state === 'attached' ? { device: mine.device ?? '', attachTime: mine.attachTime } : await this.deps.attacher.resume(volume, mine, deadline, log, progress));
         // A Mount that failed after attaching may have left the record of a snapshot that no longer holds the data.
         if (volume.snapshotCurrent || volume.blank) await snapshots.forget(volume.id, { deadline, log });
         log.info({ volumeId: volume.id, device }, 'volume already attached to this instance');
