@@ -14,7 +14,11 @@ import { asRoot } from '../helpers/as-root.js';
 
 // Each Describe draws its own lag, and which calls the fault rates hit is random: a cell can meet a
 // rare interleaving. A cell that fails is logged, then run again (see docs/reliability.md).
-jest.retryTimes(2, { logErrorsBeforeRetry: true });
+// STOWAGE_FAULTS_NO_RETRY=1 runs each cell once, so a rare failure shows instead of being retried
+// away; STOWAGE_FAULTS_SEED picks another consistency seed (default 7) to meet other interleavings.
+if (process.env.STOWAGE_FAULTS_NO_RETRY !== '1') jest.retryTimes(2, { logErrorsBeforeRetry: true });
+const SEED = process.env.STOWAGE_FAULTS_SEED === undefined ? 7 : Number(process.env.STOWAGE_FAULTS_SEED);
+if (!Number.isInteger(SEED)) throw new Error(`STOWAGE_FAULTS_SEED must be an integer, not ${process.env.STOWAGE_FAULTS_SEED}`);
 
 const NOTHING_LEFT = { volumes: [], snapshots: [], attachments: [], loopDevices: [], mounts: [] };
 
@@ -26,7 +30,7 @@ asRoot('fault matrix: relocatable volumes under injected cloud faults', () => {
 
   beforeAll(async () => {
     // As EC2: each Describe may show the account as it was up to half a second ago.
-    bed = await startFaultBed('cloud', { consistency: { mode: 'eventual', maxLagMs: 300, seed: 7 } });
+    bed = await startFaultBed('cloud', { consistency: { mode: 'eventual', maxLagMs: 300, seed: SEED } });
     [a1, a2, b1] = await Promise.all([bed.node('a1', ZONE_A), bed.node('a2', ZONE_A), bed.node('b1', ZONE_B)]);
   });
   afterAll(async () => {

@@ -27,9 +27,9 @@ import type { Host } from '../../host/host.js';
 import type { NodeIdentity } from '../../aws/identity.js';
 import { createLinuxHost } from '../../host/linux-host.js';
 import { readMountinfo } from '../../host/mountinfo.js';
-import { startLocalcloud, type FaultSpec, type Localcloud, type LocalcloudOptions } from '../../localcloud/index.js';
+import { DEFAULT_MAX_LAG_MS, startLocalcloud, type FaultSpec, type Localcloud, type LocalcloudOptions } from '../../localcloud/index.js';
 import { StowageError } from '../../core/errors.js';
-import { silentLogger } from '../../core/log.js';
+import { createLogger, silentLogger } from '../../core/log.js';
 import { parseOptions } from '../../plugin/options/parse.js';
 import { type VolumeOptions } from '../../core/volume-options.js';
 import { isUnder } from '../fuzz/protocol-check.js';
@@ -43,6 +43,8 @@ export const CREDENTIALS = { accessKeyId: 'faults', secretAccessKey: 'faults' };
 /** Short enough that a cell sees fencing and stuck attachments within seconds. */
 export const FENCE_AFTER_MS = 1500;
 export const STUCK_ATTACH_MS = 1500;
+/** STOWAGE_TEST_LOG=debug shows the drivers' and callers' log lines on stderr while a cell runs. */
+const testLog = process.env.STOWAGE_TEST_LOG ? createLogger(process.env.STOWAGE_TEST_LOG as 'debug', process.stderr) : silentLogger;
 
 export interface FaultNode {
   label: string;
@@ -90,7 +92,7 @@ export async function until(what: string, check: () => Promise<boolean>, ms = 15
 /** The driver of one emulated node, tuned so a cell sees fencing, stuck attachments and retries within seconds. */
 export function bedDriver(ec2: EC2Client, host: Host, counter: CallCounter, identity: NodeIdentity, mountRoot: string): EbsDriver {
   return createEbsDriver({
-    ec2, host, counter, log: silentLogger, cluster: CLUSTER, mountRoot, identity,
+    ec2, host, counter, log: testLog.child({ node: identity.instanceId }), cluster: CLUSTER, mountRoot, identity,
     fenceAfterMs: FENCE_AFTER_MS, heartbeatIntervalMs: 300, pollInitialMs: 20, stuckAttachMs: STUCK_ATTACH_MS, cacheTtlMs: 500,
     snapshotOnUnmount: true, retry: { minDelayMs: 20, maxDelayMs: 500, factor: 2 },
   });
@@ -103,6 +105,9 @@ export async function startFaultBed(label: string, cloud: Omit<LocalcloudOptions
   const counter = new CallCounter();
   const nodes: FaultNode[] = [];
   let lc = await startLocalcloud({ ...cloud, dir: cloudDir, zones: [ZONE_A, ZONE_B] });
+  // How far back a Describe may look: a reading taken this long after the last change shows it.
+  const lagMs = cloud.consistency?.mode === 'eventual' ? (cloud.consistency.maxLagMs ?? DEFAULT_MAX_LAG_MS) : 0;
+  const pastLag = () => delay(lagMs + 50);
   const port = Number(new URL(lc.url).port);
   const { ec2 } = createAwsClients({ region: lc.region, endpointUrl: lc.url, credentials: CREDENTIALS });
 
@@ -166,21 +171,28 @@ export async function startFaultBed(label: string, cloud: Omit<LocalcloudOptions
       // The census is the bed's own reading, after the cell: no injected fault may skew it.
       lc.setFaults({});
       let last = await census();
-      await until('no orphans', async () => empty((last = await census())), 10_000).catch(() => undefined);
+      // An empty reading counts once a second one, taken past the lag, agrees: a lagging Describe
+      // misses what was made in the last maxLagMs.
+      await until('no orphans', async () => empty((last = await census())) && (await pastLag(), empty((last = await census()))), 10_000).catch(() => undefined);
       return last;
     },
+    // Each listing is read past the lag: a cell that failed a moment after its Create leaves a
+    // volume a lagging Describe does not show yet, and the next cell's census would count it.
     sweep: async () => {
       await unmountAll();
       const filter = [{ Name: 'tag:stowage:cluster', Values: [CLUSTER] }];
-      const volumes = (await ec2.send(new DescribeVolumesCommand({ Filters: filter }))).Volumes ?? [];
-      for (const v of volumes.filter((v) => v.Attachments?.length)) {
-        await ec2.send(new DetachVolumeCommand({ VolumeId: v.VolumeId, Force: true })).catch(() => undefined);
-      }
-      await until('left-overs detached', async () =>
-        ((await ec2.send(new DescribeVolumesCommand({ Filters: filter }))).Volumes ?? []).every((v) => !v.Attachments?.length)).catch(() => undefined);
-      for (const v of volumes) await ec2.send(new DeleteVolumeCommand({ VolumeId: v.VolumeId })).catch(() => undefined);
-      for (const s of (await ec2.send(new DescribeSnapshotsCommand({ Filters: filter }))).Snapshots ?? []) {
-        await ec2.send(new DeleteSnapshotCommand({ SnapshotId: s.SnapshotId })).catch(() => undefined);
+      const listVolumes = async () => ((await ec2.send(new DescribeVolumesCommand({ Filters: filter }))).Volumes ?? []).filter((v) => v.State !== 'deleting' && v.State !== 'deleted');
+      for (let round = 0; round < 3; round++) {
+        await pastLag();
+        const volumes = await listVolumes();
+        const snapshots = (await ec2.send(new DescribeSnapshotsCommand({ Filters: filter }))).Snapshots ?? [];
+        if (volumes.length === 0 && snapshots.length === 0) return;
+        for (const v of volumes.filter((v) => v.Attachments?.length)) {
+          await ec2.send(new DetachVolumeCommand({ VolumeId: v.VolumeId, Force: true })).catch(() => undefined);
+        }
+        await until('left-overs detached', async () => (await listVolumes()).every((v) => !v.Attachments?.length)).catch(() => undefined);
+        for (const v of volumes) await ec2.send(new DeleteVolumeCommand({ VolumeId: v.VolumeId })).catch(() => undefined);
+        for (const s of snapshots) await ec2.send(new DeleteSnapshotCommand({ SnapshotId: s.SnapshotId })).catch(() => undefined);
       }
     },
     close: async () => {
@@ -208,10 +220,11 @@ export class Caller {
   async call<T>(what: string, volume: string, op: (ctx: OperationContext) => Promise<T>, answerMs = 20_000, attempts = 30): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await op({ deadline: Date.now() + answerMs, log: silentLogger.child({ volume }) });
+        return await op({ deadline: Date.now() + answerMs, log: testLog.child({ volume, call: what }) });
       } catch (err) {
         if (!(err instanceof StowageError)) throw new Error(`${what}: not a StowageError, so no clear message: ${String(err)}`, { cause: err });
         this.seen.push(err);
+        testLog.warn({ volume, call: what, attempt, kind: err.kind, retryable: err.retryable, err: err.message }, 'the caller saw an error');
         if (!err.retryable || attempt >= attempts) throw err;
         await delay(200);
       }
