@@ -57,6 +57,12 @@ export class Mounter {
       if (volume.tagProblems.length > 0) {
         throw new DataSafetyError(`volume ${name} carries tags that break the option rules, so it is not mounted: ${volume.tagProblems.join('; ')}`, progress.context);
       }
+      // Mounted here already (the work of a Mount that answered Pending finished meanwhile): the
+      // kernel says so, whatever a lagging Describe shows (EC2 is eventually consistent).
+      if (await this.mountedFromItsDevice(volume, mountpoint)) {
+        log.info({ volumeId: volume.id, mountpoint }, 'volume already mounted here');
+        return mountpoint;
+      }
       // Not shown at all is not "created": a lagging Describe may answer from before the volume was.
       if (volume.state === 'creating') volume = await calls.waitUntil(volume, (v) => v !== undefined && v.State !== 'creating', 'to become available', deadline, log, progress);
       if (volume.attachment && volume.attachment.instanceId !== me) {
@@ -116,6 +122,12 @@ export class Mounter {
     } finally {
       catalog.invalidate();
     }
+  }
+
+  /** By the device found by the volume's id only: a requested device name may be another disk (Xen). */
+  private async mountedFromItsDevice(volume: EbsVolume, mountpoint: string): Promise<boolean> {
+    const mounted = await this.deps.host.mountAt(mountpoint);
+    return mounted !== undefined && mounted.source === (await this.deps.host.findDevice(volume.id, undefined));
   }
 
   /**
