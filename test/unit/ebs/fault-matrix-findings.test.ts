@@ -1,8 +1,8 @@
 /**
  * Failures the fault matrix (test/faults/cloud-faults.test.ts) met with its retries off
  * (STOWAGE_FAULTS_NO_RETRY=1), each reduced to the driver on a fake EC2: no wall-time race, no
- * localcloud, the same answer every run. The first three are fixed by 5e03d86 and stay as its
- * regression tests; the last one (a repeated Mount on a lagging view) is still open.
+ * localcloud, the same answer every run. Each failed before its fix (5e03d86 for the first three,
+ * de42705 for the two repeated Mounts) and stays as its regression test.
  */
 import { DescribeVolumesCommand, type DescribeVolumesCommandOutput, type EC2Client } from '@aws-sdk/client-ec2';
 import type { EbsDriver } from '../../../drivers/ebs/ebs-driver.js';
@@ -20,6 +20,8 @@ let world: DriverWorld;
 let driver: EbsDriver | undefined;
 
 type View = (out: DescribeVolumesCommandOutput) => DescribeVolumesCommandOutput;
+/** Set after each test: work a wedged Mount left running ends at its next call instead of reaching past the mock. */
+let closed = false;
 
 /**
  * The fake EC2 behind a client whose next DescribeVolumes answer the past, one queued view each
@@ -29,6 +31,7 @@ function laggingEc2(past: View[]): EC2Client {
   const real = world.ec2.client;
   return {
     send: async (command: unknown) => {
+      if (closed) throw Object.assign(new Error('the test is over'), { name: 'UnauthorizedOperation' });
       const out = await real.send(command as DescribeVolumesCommand);
       if (!(command instanceof DescribeVolumesCommand)) return out;
       return past.shift()?.(out) ?? out;
@@ -52,8 +55,12 @@ async function answer(p: Promise<string>): Promise<string | { kind: string; retr
 
 beforeEach(() => {
   world = driverWorld(ZONE);
+  closed = false;
 });
 afterEach(async () => {
+  closed = true;
+  // A Mount still waiting polls within a few ms; its next call fails and ends it.
+  await new Promise((resolve) => setTimeout(resolve, 100));
   await driver?.stop();
   driver = undefined;
   world.ec2.mock.restore();
@@ -165,7 +172,31 @@ describe('a Mount repeated the moment the previous one finished, on an EC2 whose
     past.push((out) => ({ ...out, Volumes: structuredClone(before) }));
     const got = await answer(driver.mount('data', ctx('data')));
     expect(past).toHaveLength(0);
-    // Today: { kind: 'busy', retryable: true, message: 'volume data was attached to another instance meanwhile' }.
+    // Before de42705: { kind: 'busy', retryable: true, message: 'volume data was attached to another instance meanwhile' }.
+    expect(got).toBe('/mnt/stowage/data');
+  });
+
+  /**
+   * The same lagging look-up a moment later in that cell's sequence: the earlier Mount undid a stuck
+   * attachment (force-detach: `detaching` on another name) and then attached and mounted the volume
+   * anew. A look-up that still shows the undone attachment `detaching` sends Mounter.mount to wait
+   * for "detached from this instance", which the attachment it mounted never becomes: the Mount
+   * answers Pending, and each retry joins that wait, for BACKGROUND_LIMIT_MS (10 min).
+   */
+  test('the look-up shows the undone attachment still detaching: the Mount answers the mountpoint, not Pending for 10 minutes', async () => {
+    const past: View[] = [];
+    driver = world.makeDriver({ ec2: laggingEc2(past) });
+    world.ec2.addVolume('data', ZONE);
+    await expect(driver.mount('data', ctx('data'))).resolves.toBe('/mnt/stowage/data');
+
+    // The next DescribeVolumes shows the attachment the earlier Mount undid, on another name, still detaching.
+    past.push((out) => ({
+      ...out,
+      Volumes: structuredClone(out.Volumes ?? []).map((v) => ({ ...v, Attachments: (v.Attachments ?? []).map((a) => ({ ...a, Device: '/dev/xvdbz', State: 'detaching' as const })) })),
+    }));
+    const got = await answer(driver.mount('data', ctx('data', 3000)));
+    expect(past).toHaveLength(0);
+    // Before de42705: { kind: 'pending', retryable: true, message: 'mount not finished yet: still waiting for vol-… detached from i-…; …' }.
     expect(got).toBe('/mnt/stowage/data');
   });
 });
