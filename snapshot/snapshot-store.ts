@@ -19,6 +19,7 @@ import { allPages } from '../aws/pages.js';
 import { Tags, type SnapshotReason } from '../core/schema/tags.js';
 import { backupsToPrune, isMovingAid, snapshotsToPrune } from './retention.js';
 import { snapshotTags, toStoredSnapshot, type StoredSnapshot } from '../core/schema/snapshot-record.js';
+import { restorableTags } from '../core/schema/restorable.js';
 
 export interface SnapshotStoreDeps {
   ec2: EC2Client;
@@ -61,6 +62,14 @@ export class SnapshotStore {
     const snapshot = toStoredSnapshot({ ...out, Tags: out.Tags ?? tags });
     step.log.info({ volumeId: volume.id, snapshotId: snapshot.id, reason, generation: volume.generation }, 'snapshot started');
     return snapshot;
+  }
+
+  /**
+   * A snapshot that outlives its volume (a scheduled backup, an operator snapshot): it also records
+   * how to make the volume again, options and EBS type included, for a restore once the volume is gone.
+   */
+  createKeeping(volume: EbsVolume, reason: 'backup' | 'operator', step: OperationContext, extraTags: Tag[] = []): Promise<StoredSnapshot> {
+    return this.create(volume, reason, step, [...restorableTags(this.deps.cluster, volume), ...extraTags]);
   }
 
   /** undefined when it does not exist (any more). */

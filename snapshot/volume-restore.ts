@@ -98,7 +98,7 @@ export class VolumeRestorer {
     const earlier = (await this.deps.snapshots.ofName(source.name, step)).find(
       (s) => s.replacedBy === snapshot.id && s.source === source.id && s.coversAttach === source.lastAttach && s.state !== 'error',
     );
-    const kept = earlier ?? (await this.deps.snapshots.create(source, 'operator', step, [{ Key: Tags.replacedBy, Value: snapshot.id }]));
+    const kept = earlier ?? (await this.deps.snapshots.createKeeping(source, 'operator', step, [{ Key: Tags.replacedBy, Value: snapshot.id }]));
     if (!earlier) step.log.info({ volumeId: source.id, snapshotId: kept.id }, 'keeping the volume to be replaced in a snapshot');
     return this.deps.snapshots.waitCompleted(kept.id, step, (percent) => this.deps.onProgress?.(`keeping ${source.id} in ${kept.id}`, percent));
   }

@@ -116,7 +116,7 @@ async function refuseLiveVolumes(ctx: OpsContext, target: RegionTarget, name: st
     });
 }
 
-async function firstZone(ctx: OpsContext, target: RegionTarget): Promise<string> {
+export async function firstZone(ctx: OpsContext, target: RegionTarget): Promise<string> {
   const out = await ctx.aws('DescribeAvailabilityZones', () =>
     target.ec2.send(new DescribeAvailabilityZonesCommand({ Filters: [{ Name: 'state', Values: ['available'] }] })),
   );

@@ -21,6 +21,8 @@ export interface SnapshotRecord {
   progress: number;
   startedAt: Date | undefined;
   generation: number;
+  /** GiB, as EC2 records it. */
+  volumeSize: number | undefined;
   tags: Record<string, string>;
 }
 
@@ -80,6 +82,7 @@ function toSnapshotRecord(s: Snapshot, region: string): SnapshotRecord {
     progress: Number.parseInt(s.Progress ?? '0', 10) || 0,
     startedAt: s.StartTime,
     generation: Number(tags[Tags.generation] ?? '1') || 1,
+    volumeSize: s.VolumeSize,
     tags,
   };
 }

@@ -1,5 +1,6 @@
 import { VolumeWaiter } from '../../aws/volume-waiter.js';
-import { UnsupportedError, VolumeConflictError } from '../../core/errors.js';
+import { DataSafetyError, UnsupportedError, VolumeConflictError } from '../../core/errors.js';
+import { readRestorable } from '../../core/schema/restorable.js';
 import { taggedOptionsOf, type EbsVolume } from '../../core/schema/ebs-volume.js';
 import { checkName } from '../../plugin/volume-service.js';
 import { VolumeReads } from '../../aws/volume-reads.js';
@@ -9,9 +10,9 @@ import type { ParsedArgs } from './args.js';
 import type { OpsCommand } from './command.js';
 import type { OpsContext, RegionTarget } from './context.js';
 import { ExitCode, UsageError } from './exit-codes.js';
-import { groupVolumes, readRegion, type VolumeGroup } from './inventory.js';
+import { groupVolumes, readRegion, type SnapshotRecord, type VolumeGroup } from './inventory.js';
 import { locateVolume } from './locate.js';
-import { restoreInDrRegion } from './dr-restore.js';
+import { firstZone, restoreInDrRegion } from './dr-restore.js';
 import { printJson } from './output.js';
 import { progressLine } from './progress.js';
 
@@ -24,6 +25,10 @@ stowage backups NAME). With --as, a new volume NEWNAME; the volume NAME is not t
 snapshot (reason operator, only a person deletes it), then the new volume takes the name and the
 old one is deleted. Every step is on record in tags: after a crash or Ctrl-C, run the same
 command again and it resumes. --zone: where the volume is made (default: NAME's zone).
+
+A NAME whose volume was removed (its backups stay) is made again under NAME (or --as), like the
+volume the snapshot recorded: its type, IOPS, throughput and options (default zone: the region's
+first).
 
 Without --from (disaster recovery): makes NAME in the one region named by --region from the newest
 completed DR copy of its backups there (stowage dr status), tagged so a Swarm in that region with
@@ -45,6 +50,25 @@ function templateOf(volume: EbsVolume): VolumeTemplate {
   return {
     size: volume.size, type: volume.type, iops: volume.iops, throughput: volume.throughput, encrypted: volume.encrypted,
     kmskeyid: volume.kmskeyid, options: taggedOptionsOf(volume), initRate: volume.initRate,
+  };
+}
+
+/**
+ * A removed volume's template, from what its backup recorded of it (core/schema/restorable.ts):
+ * its type, IOPS and throughput, and its options. Encrypted with the snapshot's own key.
+ */
+function recordedTemplate(name: string, record: SnapshotRecord): VolumeTemplate {
+  const restorable = readRestorable(new Map(Object.entries(record.tags)), record.volumeSize);
+  const context = { volume: name, snapshotId: record.id };
+  if (!restorable) {
+    throw new UnsupportedError(`volume ${name} has no EBS volume left, and snapshot ${record.id} does not record its type and options (taken before Stowage recorded them); restore it with --as into a name that exists`, context);
+  }
+  const { config, values } = restorable;
+  if (!config || values.problems.length > 0) throw new DataSafetyError(`snapshot ${record.id} of ${name} carries tags that break the option rules: ${values.problems.join('; ')}`, context);
+  return {
+    size: config.size, type: config.ebstype, iops: config.iops, throughput: config.throughput, encrypted: true, kmskeyid: undefined,
+    options: { fs: values.fs, mountopts: values.mountopts, backup: values.backup, backupretain: values.backupRetain, drregion: values.drRegion, initrate: values.initRate, ...values.rootOwner },
+    initRate: values.initRate,
   };
 }
 
@@ -74,8 +98,8 @@ async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
   const record = inventory.snapshots.find((s) => s.id === from);
   if (!record) throw new UsageError(`snapshot ${from} is not a snapshot of volume ${name} in cluster ${ctx.cluster} (${inventory.region}); stowage backups ${name} lists them`);
   if (record.state !== 'completed') throw new UsageError(`snapshot ${from} is ${record.state} (${record.progress}%); restore once it is completed`);
-  if (!group) throw new UnsupportedError(`volume ${name} has no EBS volume left to take its type and options from; restoring a removed volume is not supported yet`, { volume: name });
-  const zone = zoneFlag ?? group.current.zone;
+  const template = group ? templateOf(group.current) : recordedTemplate(name, record);
+  const zone = zoneFlag ?? group?.current.zone ?? (await firstZone(ctx, target));
 
   const bar = progressLine(ctx.io.stderr);
   const reading = { ec2: target.ec2, counter: ctx.counter, cluster: ctx.cluster, pollInitialMs: 500 };
@@ -88,31 +112,40 @@ async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
   const step = { deadline: Date.now() + RESTORE_DEADLINE_MS, log: ctx.log.child({ volume: asName ?? name }), cancel: ctx.io.signal };
   const snapshot = (await snapshots.find(from, step))!;
   try {
-    if (asName !== undefined) {
-      const volume = await restoreAsNew(ctx, target, checkName(asName), group, snapshot.id, () => restorer.asNew(checkName(asName), snapshot, templateOf(group.current), zone, step));
+    if (asName !== undefined || !group) {
+      // A name whose volume was removed is made again under that name, or under --as.
+      const newName = checkName(asName ?? name);
+      const volume = await restoreAsNew(ctx, target, newName, group ? name : undefined, snapshot.id, () => restorer.asNew(newName, snapshot, template, zone, step));
       return report(ctx, { name: volume.name, region: target.region, zone: volume.zone, volumeId: volume.id, restoredFrom: from });
     }
-    const done = alreadyReplaced(group, from);
+    const done = alreadyRestored(group, from);
     if (done) return report(ctx, { name, region: target.region, zone: done.zone, volumeId: done.id, restoredFrom: from });
     // A run that crashed after making the replacement left it as an unfinished copy of the volume.
     const replacement = group.others.find((v) => v.movedFrom === group.current.id && v.restoredFrom === from);
     const current = replacement ? { ...group.current, movingTo: replacement } : group.current;
-    const { volume, kept } = await restorer.replace(current, snapshot, templateOf(group.current), zone, step);
+    const { volume, kept } = await restorer.replace(current, snapshot, template, zone, step);
     return report(ctx, { name, region: target.region, zone: volume.zone, volumeId: volume.id, restoredFrom: from, replaced: group.current.id, kept });
   } finally {
     bar.done();
   }
 }
 
-/** A rerun after the replacement committed finds the name already on a volume made from the snapshot. */
-function alreadyReplaced(group: VolumeGroup, from: string): EbsVolume | undefined {
+/**
+ * A rerun finds the name already on a volume made from the snapshot: a replacement that committed,
+ * or a removed name made again that nothing has attached since.
+ */
+function alreadyRestored(group: VolumeGroup, from: string): EbsVolume | undefined {
   const current = group.current;
-  return current.restoredFrom === from && current.movedFrom !== undefined && !current.movingTo ? current : undefined;
+  if (current.restoredFrom !== from || current.movingTo) return undefined;
+  return current.movedFrom !== undefined || current.lastAttach === undefined ? current : undefined;
 }
 
-/** NEWNAME must be free, unless an earlier run of this same restore made it (then that volume is the answer). */
-async function restoreAsNew(ctx: OpsContext, target: RegionTarget, newName: string, source: VolumeGroup, from: string, make: () => Promise<EbsVolume>): Promise<EbsVolume> {
-  if (newName === source.name) throw new UsageError(`--as ${newName} is the volume's own name; leave --as out to replace it`);
+/**
+ * NEWNAME must be free, unless an earlier run of this same restore made it (then that volume is the
+ * answer). `liveName`: the name the snapshot's volume still carries (absent once it was removed).
+ */
+async function restoreAsNew(ctx: OpsContext, target: RegionTarget, newName: string, liveName: string | undefined, from: string, make: () => Promise<EbsVolume>): Promise<EbsVolume> {
+  if (newName === liveName) throw new UsageError(`--as ${newName} is the volume's own name; leave --as out to replace it`);
   const existing = await readRegion(ctx, target, newName);
   const [group] = groupVolumes(existing.volumes);
   if (group && group.current.restoredFrom === from && group.current.generation === 1 && group.current.state === 'available') return group.current;

@@ -1,5 +1,6 @@
 import { CreateSnapshotCommand, DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
 import { snapshotTags } from '../../core/schema/snapshot-record.js';
+import { restorableTags } from '../../core/schema/restorable.js';
 import { CloudError, UnsupportedError } from '../../core/errors.js';
 import type { ParsedArgs } from './args.js';
 import type { OpsCommand } from './command.js';
@@ -38,7 +39,7 @@ async function run(ctx: OpsContext, args: ParsedArgs): Promise<number> {
           TagSpecifications: [
             {
               ResourceType: 'snapshot',
-              Tags: snapshotTags(ctx.cluster, { name, id: volume.id, generation: volume.generation, lastAttach: volume.lastAttach }, 'operator'),
+              Tags: [...snapshotTags(ctx.cluster, { name, id: volume.id, generation: volume.generation, lastAttach: volume.lastAttach }, 'operator'), ...restorableTags(ctx.cluster, volume)],
             },
           ],
         }),

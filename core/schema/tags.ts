@@ -96,6 +96,15 @@ export const Tags = {
   sourceRegion: 'stowage:source-region',
   sourceSnapshot: 'stowage:source-snapshot',
   takenAt: 'stowage:taken-at',
+  /**
+   * On backups and operator snapshots, which outlive their volume (Remove leaves them): the volume's
+   * EBS type, IOPS and throughput, beside its option tags (fs, mountopts, backup, …). EC2's snapshot
+   * records only the size. Written at create by the backup taker and `stowage snapshot`; read by
+   * `stowage restore` of a name whose volume was removed.
+   */
+  ebsType: 'stowage:ebs-type',
+  ebsIops: 'stowage:ebs-iops',
+  ebsThroughput: 'stowage:ebs-throughput',
 
   // ---- on instances --------------------------------------------------------------------------
   /** Epoch seconds. Written by each node on its own instance every heartbeat; read by fencing. */

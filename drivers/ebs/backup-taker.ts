@@ -35,7 +35,7 @@ export class BackupTaker {
     await host.freeze(mountpoint);
     try {
       await this.deps.whileFrozen?.(volume.name);
-      return await this.deps.snapshots.create({ ...volume, lastAttach: undefined }, 'backup', { ...step, deadline: Math.min(step.deadline, Date.now() + FROZEN_LIMIT_MS) });
+      return await this.deps.snapshots.createKeeping({ ...volume, lastAttach: undefined }, 'backup', { ...step, deadline: Math.min(step.deadline, Date.now() + FROZEN_LIMIT_MS) });
     } finally {
       await this.thaw(host, mountpoint, step);
     }
@@ -49,7 +49,7 @@ export class BackupTaker {
   async detached(volume: EbsVolume, step: OperationContext): Promise<StoredSnapshot | undefined> {
     const now = await this.deps.reads.fresh(volume.id, step);
     if (!now || now.attachment) return undefined;
-    return this.deps.snapshots.create(now, 'backup', step);
+    return this.deps.snapshots.createKeeping(now, 'backup', step);
   }
 
   /** Retention of this name's backups: the newest `backupretain`, and never one a volume's tags still name. */

@@ -68,7 +68,8 @@ asRoot('stowage backups and stowage restore (issue 17.3)', () => {
 
   async function backup(name: string): Promise<string> {
     const [v] = await world.volumesNamed(name);
-    const taken = await store.create(toEbsVolume(v!, CLUSTER)!, 'backup', ctx(name));
+    // As the backup taker takes it: recording the volume, for a restore once it is gone.
+    const taken = await store.createKeeping(toEbsVolume(v!, CLUSTER)!, 'backup', ctx(name));
     await store.waitCompleted(taken.id, ctx(name), () => undefined);
     return taken.id;
   }
@@ -145,5 +146,39 @@ asRoot('stowage backups and stowage restore (issue 17.3)', () => {
     const again = await stowage(restoreCommand, ['ledger', '--from', snap, '--json']);
     expect(again.code).toBe(0);
     expect(JSON.parse(again.stdout).volumeId).toBe(result.volumeId);
+  }, 90_000);
+
+  test('a removed volume comes back from its backup under its own name, as the backup recorded it: type, IOPS, options, data', async () => {
+    const options = parseOptions({ backing: 'relocatable', size: '10', iops: '4000', uid: '999', gid: '999', mode: '0700' }, 'relocatable').options;
+    await node.driver.create('invoices', options, ctx('invoices'));
+    const data = randomBytes(2 * 1024 * 1024);
+    await writeVolume('invoices', data);
+    const snap = await backup('invoices');
+    await node.driver.remove('invoices', ctx('invoices'));
+    expect((await world.volumesNamed('invoices')).filter((v) => v.State !== 'deleted' && v.State !== 'deleting')).toEqual([]);
+
+    const restored = await stowage(restoreCommand, ['invoices', '--from', snap, '--zone', 'us-east-1a', '--json']);
+    expect(restored.stderr).toBe('');
+    expect(restored.code).toBe(0);
+    expect(JSON.parse(restored.stdout)).toMatchObject({ name: 'invoices', restoredFrom: snap, zone: 'us-east-1a' });
+    const [made] = (await world.volumesNamed('invoices')).filter((v) => v.State !== 'deleted');
+    expect(made).toMatchObject({ Size: 10, VolumeType: 'gp3', Iops: 4000, Throughput: 125 });
+    expect(toEbsVolume(made!, CLUSTER)!.rootOwner).toEqual({ uid: 999, gid: 999, mode: '0700' });
+    // A rerun (after a crash, before anything mounted it) answers the same volume.
+    expect(JSON.parse((await stowage(restoreCommand, ['invoices', '--from', snap, '--zone', 'us-east-1a', '--json'])).stdout).volumeId).toBe(made!.VolumeId);
+    expect(sha(await readVolume('invoices'))).toBe(sha(data));
+  }, 90_000);
+
+  test('a removed volume whose snapshot does not record it (an earlier version\'s) is refused, saying why', async () => {
+    await node.driver.create('legacy', OPTIONS, ctx('legacy'));
+    await writeVolume('legacy', randomBytes(1024));
+    const [v] = await world.volumesNamed('legacy');
+    const plain = await store.create(toEbsVolume(v!, CLUSTER)!, 'backup', ctx('legacy'));
+    await store.waitCompleted(plain.id, ctx('legacy'), () => undefined);
+    await node.driver.remove('legacy', ctx('legacy'));
+    const refused = await stowage(restoreCommand, ['legacy', '--from', plain.id]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain(`snapshot ${plain.id} does not record its type and options`);
+    expect((await world.volumesNamed('legacy')).filter((x) => x.State !== 'deleted' && x.State !== 'deleting')).toEqual([]);
   }, 90_000);
 });

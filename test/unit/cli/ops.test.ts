@@ -146,7 +146,7 @@ describe('gc plan', () => {
     backup: undefined, backupRetain: 7, drRegion: undefined, initRate: undefined, rootOwner: { uid: 0, gid: 0, mode: '0755' }, filesystemMiB: undefined, modifiedAt: undefined, tagProblems: [], region: 'us-east-1', tags: {}, ...more,
   });
   const snap = (id: string, at: number, state = 'completed', reason = 'unmount'): SnapshotRecord => ({
-    id, region: 'us-east-1', name: 'db1', volumeId: 'vol-1', state, progress: 100, startedAt: new Date(at), generation: 1, tags: { 'stowage:snapshot-reason': reason },
+    id, region: 'us-east-1', name: 'db1', volumeId: 'vol-1', state, progress: 100, startedAt: new Date(at), generation: 1, volumeSize: 1, tags: { 'stowage:snapshot-reason': reason },
   });
   const inv = (volumes: VolumeRecord[], snapshots: SnapshotRecord[] = []): RegionInventory => ({ region: 'us-east-1', volumes, snapshots, accessPoints: [] });
 
