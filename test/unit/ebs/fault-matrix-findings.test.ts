@@ -1,13 +1,15 @@
 /**
  * Failures the fault matrix (test/faults/cloud-faults.test.ts) met with its retries off
  * (STOWAGE_FAULTS_NO_RETRY=1), each reduced to the driver on a fake EC2: no wall-time race, no
- * localcloud, the same answer every run. Each failed before its fix (5e03d86 for the first three,
- * de42705 for the two repeated Mounts) and stays as its regression test.
+ * localcloud, the same answer every run. Each Mount case failed before its fix (5e03d86 for the
+ * first three, de42705 for the two repeated Mounts) and stays as its regression test; the Remove
+ * case at the end is still open.
  */
-import { DescribeVolumesCommand, type DescribeVolumesCommandOutput, type EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeSnapshotsCommand, DescribeVolumesCommand, type DescribeVolumesCommandOutput, type EC2Client } from '@aws-sdk/client-ec2';
 import type { EbsDriver } from '../../../drivers/ebs/ebs-driver.js';
 import type { VolumeOptions } from '../../../core/volume-options.js';
 import { StowageError } from '../../../core/errors.js';
+import { ec2Error } from '../aws/ec2-error.js';
 import { driverWorld, ME, type DriverWorld } from './driver-world.js';
 
 const ZONE = 'us-east-1a';
@@ -198,5 +200,43 @@ describe('a Mount repeated the moment the previous one finished, on an EC2 whose
     expect(past).toHaveLength(0);
     // Before de42705: { kind: 'pending', retryable: true, message: 'mount not finished yet: still waiting for vol-… detached from i-…; …' }.
     expect(got).toBe('/mnt/stowage/data');
+  });
+});
+
+describe('a Remove whose DeleteVolume went through, throttled afterwards', () => {
+  /**
+   * Seen in the "50% throttling" cell: the Remove's look-up was throttled for 20 s, to its deadline;
+   * its DeleteVolume (a first attempt goes out even then) deleted the volume, and its first listing
+   * of the moving aids deleted the unmount snapshot. The second listing, 1.5 s later
+   * (AID_SETTLE_MS), was throttled once, past the deadline, so VolumeRemover.remove answered
+   * `DescribeSnapshots failed: EC2 kept throttling the calls until the deadline` (retryable) for a
+   * volume it had deleted. The caller retried, and the retry answered `volume same-05-0 does not
+   * exist`, not retryable: `docker volume rm` fails twice for a volume that is gone, and a moving
+   * aid the second listing would have found is left behind, billed.
+   */
+  test('answers success: the cleanup of its moving aids after the delete does not fail the Remove', async () => {
+    // The second listing is throttled once, as in the matrix.
+    let listings = 0;
+    const real = world.ec2.client;
+    const throttledAfterFirstListing = {
+      send: async (command: unknown) => {
+        if (closed) throw Object.assign(new Error('the test is over'), { name: 'UnauthorizedOperation' });
+        if (command instanceof DescribeSnapshotsCommand && ++listings === 2) throw ec2Error('RequestLimitExceeded', 503, 'Request limit exceeded.');
+        return real.send(command as DescribeSnapshotsCommand);
+      },
+    } as unknown as EC2Client;
+    driver = world.makeDriver({ ec2: throttledAfterFirstListing });
+    const id = world.ec2.addVolume('data', ZONE);
+
+    // The deadline passes during the settle before the second listing, as it did after 20 s of throttling.
+    let outcome: unknown = 'removed';
+    await driver.remove('data', ctx('data', 1000)).catch((err: unknown) => {
+      outcome = err instanceof StowageError ? { kind: err.kind, retryable: err.retryable, message: err.message } : err;
+    });
+    expect(world.ec2.volumes.has(id)).toBe(false);
+    expect(listings).toBeGreaterThanOrEqual(2);
+    // Today: { kind: 'cloud', retryable: true, message: 'DescribeSnapshots failed: EC2 kept throttling the calls until the deadline: …' },
+    // and the Remove the caller repeats answers { kind: 'not-found', retryable: false, message: 'volume data does not exist' }.
+    expect(outcome).toBe('removed');
   });
 });
