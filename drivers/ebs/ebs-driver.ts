@@ -113,7 +113,7 @@ class EbsDriverImpl implements EbsDriver {
     const now = deps.now ?? Date.now;
     const pollInitialMs = deps.pollInitialMs ?? 1000;
     const retry = deps.retry && { retry: deps.retry };
-    this.catalog = new VolumeCatalog({ ec2, counter, cluster, ttlMs: deps.cacheTtlMs ?? 5000, now });
+    this.catalog = new VolumeCatalog({ ec2, counter, cluster, ttlMs: deps.cacheTtlMs ?? 5000, now, ...retry });
     const waiter = new VolumeWaiter({ ec2, counter, log, initialDelayMs: pollInitialMs, ...retry });
     const reads = new VolumeReads({ ec2, counter, cluster, pollInitialMs, ...retry });
     const calls = new EbsCalls(ec2, counter, waiter, reads, cluster, deps.retry);

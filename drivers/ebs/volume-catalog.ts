@@ -1,6 +1,6 @@
 import { DescribeVolumesCommand, type EC2Client, type Filter } from '@aws-sdk/client-ec2';
 import type { Logger } from '../../core/log.js';
-import { callAws } from '../../aws/call.js';
+import { callAws, type RetryPolicy } from '../../aws/call.js';
 import { delay } from '../../core/delay.js';
 import { SHARE_WINDOW_MS } from '../../aws/shared-call.js';
 import type { CallCounter } from '../../aws/call-counter.js';
@@ -14,6 +14,8 @@ export interface VolumeCatalogOptions {
   cluster: string;
   ttlMs: number;
   now: () => number;
+  /** The driver's retry policy (tests use milliseconds); absent: the default. */
+  retry?: RetryPolicy;
 }
 
 /**
@@ -118,7 +120,7 @@ export class VolumeCatalog {
           this.options.counter,
           'DescribeVolumes',
           () => this.options.ec2.send(new DescribeVolumesCommand({ Filters: filters, MaxResults: 500, NextToken: token })),
-          { deadline, log },
+          { deadline, log, ...(this.options.retry && { retry: this.options.retry }) },
         ),
       (page) => page.Volumes,
     );

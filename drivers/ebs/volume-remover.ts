@@ -21,6 +21,8 @@ export interface RemoverDeps {
 /** Listings of a removed volume's moving snapshots: one now, and one after EC2's view has settled. */
 const AID_ROUNDS = 2;
 const AID_SETTLE_MS = 1500;
+/** How long the cleanup of a removed volume's aids may take past the Remove's own deadline. */
+const AID_STEP_MS = 10_000;
 
 /** Remove: only a volume that nothing holds, mounts or moves; its moving aids go with it, backups stay. */
 export class VolumeRemover {
@@ -56,13 +58,20 @@ export class VolumeRemover {
       // The snapshots it took to move were means, not backups: they go with it (operator backups stay).
       // This node's own are named directly, and the listing is read again a moment later: a
       // lagging Describe may not list one just taken (another node's, taken after this, goes by itself).
+      // The volume is gone: the Remove has succeeded. Its aids are cleanup with a step of their own,
+      // and one that fails is logged, never the Remove's answer (a retry would find no volume).
+      const step = { ...ctx, deadline: Math.max(ctx.deadline, Date.now() + AID_STEP_MS) };
       const gone = new Set<string>();
       const deleted = new Set<string>();
-      for (const id of await this.deps.unmountSnapshots(name, ctx.deadline)) gone.add(id);
-      for (let round = 0; round < AID_ROUNDS; round++) {
-        if (round > 0) await delay(AID_SETTLE_MS);
-        for (const s of await snapshots.movingAids(name, ctx)) gone.add(s.id);
-        for (const id of gone) if (!deleted.has(id)) await snapshots.delete(id, ctx).then(() => deleted.add(id));
+      try {
+        for (const id of await this.deps.unmountSnapshots(name, step.deadline)) gone.add(id);
+        for (let round = 0; round < AID_ROUNDS; round++) {
+          if (round > 0) await delay(AID_SETTLE_MS);
+          for (const s of await snapshots.movingAids(name, step)) gone.add(s.id);
+          for (const id of gone) if (!deleted.has(id)) await snapshots.delete(id, step).then(() => deleted.add(id));
+        }
+      } catch (err) {
+        ctx.log.warn({ ...context, err, left: [...gone].filter((id) => !deleted.has(id)) }, 'volume deleted, but not all of its moving snapshots; delete them by hand (tag stowage:volume)');
       }
     } finally {
       catalog.invalidate();
