@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CreateVolumeCommand, DescribeAvailabilityZonesCommand, DescribeVolumesCommand } from '@aws-sdk/client-ec2';
+import { CreateVolumeCommand, DescribeAvailabilityZonesCommand, DescribeVolumesCommand, type VolumeType } from '@aws-sdk/client-ec2';
 import { CloudError, DataSafetyError, VolumeConflictError, VolumeNotFoundError } from '../../core/errors.js';
 import { volumeTags, volumeTagSpecification } from '../../core/schema/ebs-volume.js';
 import { Tags } from '../../core/schema/tags.js';
@@ -30,7 +30,8 @@ export interface DrRestoreResult {
  * name (the copy's generation and options, marked formatted: it is never formatted), so a Swarm in
  * that region with the same STOWAGE_CLUSTER mounts it by name. Needs nothing of the lost region.
  * Refused while a volume of that name lives in the DR region. The volume's KMS key is the copy's
- * (the DR region's), its type gp3 at baseline; `drregion` is not carried (it named this region).
+ * (the DR region's); its type, IOPS and throughput are the copy's record of the volume (gp3 at baseline
+ * for a copy made before that was recorded); `drregion` is not carried (it named this region).
  */
 export async function restoreInDrRegion(ctx: OpsContext, name: string, zoneFlag: string | undefined): Promise<number> {
   if (ctx.targets.length !== 1) throw new UsageError('a restore from a DR copy needs one region: --region DR-REGION');
@@ -70,7 +71,9 @@ export async function restoreInDrRegion(ctx: OpsContext, name: string, zoneFlag:
         new CreateVolumeCommand({
           AvailabilityZone: zone,
           SnapshotId: copy.id,
-          VolumeType: 'gp3',
+          VolumeType: (copy.config?.ebstype ?? 'gp3') as VolumeType,
+          ...(copy.config?.iops !== undefined && { Iops: copy.config.iops }),
+          ...(copy.config?.throughput !== undefined && { Throughput: copy.config.throughput }),
           Encrypted: true,
           ...(o.initRate !== undefined && { VolumeInitializationRate: o.initRate }),
           TagSpecifications: volumeTagSpecification(tags),

@@ -6,6 +6,8 @@ import { taggedOptionsOf, volumeTags } from './ebs-volume.js';
 import { snapshotTags, toStoredSnapshot, type StoredSnapshot } from './snapshot-record.js';
 import { readTaggedValues, type TaggedValues } from './tag-values.js';
 import { Tags } from './tags.js';
+import { ebsConfigTags, readRestorable } from './restorable.js';
+import type { EbsConfig } from '../ebs-config.js';
 
 /** A backup copied to the DR region, as read there from EC2 and its tags (which are input: checked). */
 export interface DrCopyRecord extends StoredSnapshot {
@@ -17,6 +19,8 @@ export interface DrCopyRecord extends StoredSnapshot {
   takenAt: number;
   /** The volume's options as the copy recorded them, for a restore without the source region. */
   options: TaggedValues;
+  /** Its EBS type, IOPS and throughput; undefined for a copy made before they were recorded. */
+  config: EbsConfig | undefined;
 }
 
 export function toDrCopyRecord(s: Snapshot): DrCopyRecord {
@@ -40,9 +44,12 @@ export function toDrCopyRecord(s: Snapshot): DrCopyRecord {
       if (!/^\d{4}-\d\d-\d\dT/.test(v) || Number.isNaN(ms)) throw new Error('not an ISO 8601 time');
       return ms;
     }) ?? stored.startedAt;
+  const recorded = readRestorable(tags, s.VolumeSize);
+  options.problems.push(...(recorded?.values.problems.filter((p) => !options.problems.includes(p)) ?? []));
   return {
     ...stored,
     name,
+    config: recorded?.config,
     sourceRegion: checked(Tags.sourceRegion, (v) => region(Tags.sourceRegion, v)),
     sourceSnapshot: checked(Tags.sourceSnapshot, (v) => snapshotId(Tags.sourceSnapshot, v)),
     takenAt,
@@ -69,6 +76,7 @@ export function drCopyTags(cluster: string, volume: EbsVolume, backup: StoredSna
     { Key: Tags.sourceRegion, Value: sourceRegion },
     { Key: Tags.sourceSnapshot, Value: backup.id },
     { Key: Tags.takenAt, Value: new Date(backup.startedAt).toISOString() },
+    ...ebsConfigTags(volume),
   ])
     merged.set(t.Key!, t.Value!);
   return [...merged].map(([Key, Value]) => ({ Key, Value }));

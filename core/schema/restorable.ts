@@ -15,8 +15,12 @@ import { Tags } from './tags.js';
 export function restorableTags(cluster: string, volume: EbsVolume): Tag[] {
   const own = new Set(snapshotTags(cluster, volume, 'backup').map((t) => t.Key));
   const options = volumeTags(cluster, volume.name, volume.generation, { ...taggedOptionsOf(volume), kmskeyid: undefined, snapshot: undefined });
+  return [...options.filter((t) => !own.has(t.Key)), ...ebsConfigTags(volume)];
+}
+
+/** The volume's EBS type, IOPS and throughput, which EC2's snapshot does not record (backups, DR copies). */
+export function ebsConfigTags(volume: EbsVolume): Tag[] {
   return [
-    ...options.filter((t) => !own.has(t.Key)),
     { Key: Tags.ebsType, Value: volume.type },
     ...(volume.iops !== undefined ? [{ Key: Tags.ebsIops, Value: String(volume.iops) }] : []),
     ...(volume.throughput !== undefined ? [{ Key: Tags.ebsThroughput, Value: String(volume.throughput) }] : []),

@@ -9,7 +9,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
-import { DescribeSnapshotsCommand } from '@aws-sdk/client-ec2';
+import { DescribeSnapshotsCommand, DescribeVolumesCommand } from '@aws-sdk/client-ec2';
 import { Tags } from '../../../core/schema/tags.js';
 import { runOpsCommand, type OpsCommand } from '../../../cli/ops/command.js';
 import { drCommand } from '../../../cli/ops/dr.js';
@@ -57,7 +57,7 @@ asRoot('disaster recovery in another region (issue 17.5)', () => {
         drCopy: { ec2In: (r) => world.ec2In(r), counter: world.counter, cluster: CLUSTER, sourceRegion: 'us-east-1', kmsKeyId: 'alias/stowage-dr' },
       },
     });
-    await east.driver.create('db', options({ backup: '1s', backupretain: '2', drregion: 'us-west-2' }), ctx('db'));
+    await east.driver.create('db', options({ backup: '1s', backupretain: '2', drregion: 'us-west-2', throughput: '200' }), ctx('db'));
     const mp = await east.driver.mount('db', ctx('db'));
     const data = randomBytes(3 * 1024 * 1024);
     await writeFile(path.join(mp, 'table.bin'), data);
@@ -109,6 +109,9 @@ asRoot('disaster recovery in another region (issue 17.5)', () => {
     expect([restored.code, restored.stderr]).toEqual([0, expect.stringMatching(/available .* 100%/)]);
     const result = JSON.parse(restored.stdout) as { volumeId: string; zone: string; sourceRegion: string };
     expect(result).toMatchObject({ zone: 'us-west-2b', sourceRegion: 'us-east-1' });
+    // made as the copy recorded the volume, not at gp3's baseline
+    const [made] = (await west.send(new DescribeVolumesCommand({ VolumeIds: [result.volumeId] }))).Volumes ?? [];
+    expect(made).toMatchObject({ VolumeType: 'gp3', Iops: 3000, Throughput: 200 });
     // a second restore is refused: the name lives there now
     expect((await stowage(world, restoreCommand, ['db', '--region', 'us-west-2'])).code).toBe(4);
 
