@@ -1,8 +1,6 @@
-import { CreateVolumeCommand, DeleteVolumeCommand, type EC2Client, type Tag, type VolumeType } from '@aws-sdk/client-ec2';
-import { callInStep, type RetryPolicy } from '../aws/call.js';
-import type { CallCounter } from '../aws/call-counter.js';
+import { CreateVolumeCommand, DeleteVolumeCommand, type Tag, type VolumeType } from '@aws-sdk/client-ec2';
+import { callInStep } from '../aws/call.js';
 import { Ec2Code, hasCode, isNotFound } from '../aws/errors.js';
-import type { VolumeWaiter } from '../aws/volume-waiter.js';
 import type { OperationContext } from '../core/context.js';
 import { CloudError, VolumeBusyError, type ErrorContext } from '../core/errors.js';
 import { copyToken } from '../core/schema/client-token.js';
@@ -10,8 +8,7 @@ import { toEbsVolume, volumeTagSpecification, volumeTags, type EbsVolume, type T
 import type { StoredSnapshot } from '../core/schema/snapshot-record.js';
 import { Tags } from '../core/schema/tags.js';
 import { EBS_LIMITS, EBS_TYPES, type EbsType } from '../core/volume-options.js';
-import type { VolumeReads } from '../aws/volume-reads.js';
-import type { SnapshotStore } from './snapshot-store.js';
+import type { VolumeWorkDeps } from './volume-work.js';
 
 /** Boundaries of a replacing restore, in order; a test's crash hook stops it at one of them. */
 export type RestoreStep = 'kept' | 'created' | 'retired';
@@ -28,15 +25,7 @@ export interface VolumeTemplate {
   initRate: number | undefined;
 }
 
-export interface VolumeRestoreDeps {
-  ec2: EC2Client;
-  counter: CallCounter;
-  cluster: string;
-  snapshots: SnapshotStore;
-  /** The fresh view a restore decides on (read barrier). */
-  reads: VolumeReads;
-  waiter: VolumeWaiter;
-  retry?: RetryPolicy;
+export interface VolumeRestoreDeps extends VolumeWorkDeps {
   /** Progress of the long waits (the snapshot that keeps a replaced volume), for a CLI's progress line. */
   onProgress?: (label: string, percent: number) => void;
   /** Tests: runs after each step; a throw there is a crash, after which a rerun must resume. */

@@ -1,16 +1,14 @@
-import { CreateVolumeCommand, DeleteVolumeCommand, type EC2Client, type Tag, type VolumeType } from '@aws-sdk/client-ec2';
-import { callInStep, type RetryPolicy } from '../aws/call.js';
+import { CreateVolumeCommand, DeleteVolumeCommand, type Tag, type VolumeType } from '@aws-sdk/client-ec2';
+import { callInStep } from '../aws/call.js';
 import type { WorkMetrics } from '../core/metrics.js';
-import type { CallCounter } from '../aws/call-counter.js';
 import { Ec2Code, hasCode, isNotFound } from '../aws/errors.js';
-import { WaitTimeoutError, type VolumeWaiter } from '../aws/volume-waiter.js';
+import { WaitTimeoutError } from '../aws/volume-waiter.js';
 import { Tags } from '../core/schema/tags.js';
 import { copyToken } from '../core/schema/client-token.js';
 import { currentOf, neverWritten, taggedOptionsOf, toEbsVolume, volumeTagSpecification, volumeTags, type EbsVolume } from '../core/schema/ebs-volume.js';
 import { CloudError, PendingError, VolumeBusyError, VolumeNotFoundError, type ErrorContext } from '../core/errors.js';
 import { EBS_LIMITS, EBS_TYPES, type EbsType } from '../core/volume-options.js';
-import type { SnapshotStore } from './snapshot-store.js';
-import type { VolumeReads } from '../aws/volume-reads.js';
+import type { VolumeWorkDeps } from './volume-work.js';
 import type { OperationContext } from '../core/context.js';
 import type { Logger } from '../core/log.js';
 import { delay } from '../core/delay.js';
@@ -35,22 +33,13 @@ export function describeMove(p: MoveProgress): string {
 /** OperationContext boundaries, in order; a test's crash hook stops a mover at one of them. */
 export type MoveStep = 'snapshot-started' | 'snapshot-completed' | 'copy-created' | 'copy-available' | 'source-retired';
 
-export interface ZoneMoverDeps {
-  ec2: EC2Client;
-  counter: CallCounter;
-  cluster: string;
-  snapshots: SnapshotStore;
-  /** The fresh view a move decides on (read barrier). */
-  reads: VolumeReads;
-  /** Shared with the driver, so waits of both batch into one DescribeVolumes. */
-  waiter: VolumeWaiter;
+export interface ZoneMoverDeps extends VolumeWorkDeps {
   /** Every volume carrying the name now, from EC2. */
   named: (name: string, deadline: number, log: Logger) => Promise<EbsVolume[]>;
   /** STOWAGE_SNAPSHOT_RETAIN: snapshots kept per volume after a move. */
   retain: number;
   /** Stage durations for Prometheus; noMetrics when metrics are off. */
   metrics?: WorkMetrics;
-  retry?: RetryPolicy;
   /** Tests: runs after each step; a promise that never settles abandons the mover there, as kill -9 would. */
   afterStep?: (step: MoveStep, name: string) => Promise<void> | void;
 }
