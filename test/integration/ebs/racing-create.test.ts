@@ -8,18 +8,15 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { delay } from '../../../core/delay.js';
 import { StowageError } from '../../../core/errors.js';
-import type { VolumeOptions } from '../../../core/volume-options.js';
 import { asRoot } from '../../helpers/as-root.js';
 import { ctx, startEbsWorld, until, type EbsNode, type EbsWorld } from './ebs-world.js';
+import { gp3Options } from '../../helpers/volume-options.js';
 
 const ZONE = 'us-east-1a';
 const NAME = 'db1';
 const ROUNDS = 5;
 const MAX_LAG_MS = 300;
-const OPTIONS: VolumeOptions = {
-  backing: 'relocatable', size: 1, ebstype: 'gp3', iops: 3000, throughput: 125, encrypted: true,
-  fs: 'ext4', mountopts: [], perfmode: 'generalpurpose', uid: 0, gid: 0, mode: '0755',
-};
+const OPTIONS = gp3Options(1);
 const GONE = new Set(['deleting', 'deleted']);
 
 /** As Swarm does with a task: a retryable answer is asked again; anything else fails the test. */

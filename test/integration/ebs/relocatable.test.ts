@@ -19,19 +19,16 @@ import { createLinuxHost } from '../../../host/linux-host.js';
 import { startLocalcloud, type Localcloud } from '../../../localcloud/index.js';
 import { PendingError, VolumeBusyError } from '../../../core/errors.js';
 import { silentLogger } from '../../../core/log.js';
-import type { VolumeOptions } from '../../../core/volume-options.js';
 import { loopsUnder } from '../localcloud/helpers.js';
 
 // Loop devices, mkfs and mount need root; elsewhere these tests are skipped, not failed.
 import { asRoot } from '../../helpers/as-root.js';
+import { gp3Options } from '../../helpers/volume-options.js';
 
 const ZONE = 'us-east-1a';
 const CLUSTER = 'it';
 const FENCE_AFTER_MS = 1500;
-const OPTIONS: VolumeOptions = {
-  backing: 'relocatable', size: 1, ebstype: 'gp3', iops: 3000, throughput: 125, encrypted: true,
-  fs: 'ext4', mountopts: ['noatime'], perfmode: 'generalpurpose', uid: 0, gid: 0, mode: '0755',
-};
+const OPTIONS = gp3Options(1, { mountopts: ['noatime'] });
 
 /** One emulated node: its instance, its own device folder and mount root, its own driver. */
 interface Node {

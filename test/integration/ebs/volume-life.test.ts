@@ -16,14 +16,12 @@ import { inspectCommand } from '../../../cli/ops/inspect.js';
 import type { Filesystem, VolumeOptions } from '../../../core/volume-options.js';
 import { asRoot } from '../../helpers/as-root.js';
 import { CLUSTER, ctx, startEbsWorld, until, type EbsNode, type EbsWorld } from './ebs-world.js';
+import { gp3Options } from '../../helpers/volume-options.js';
 
 const ZONE = 'us-east-1a';
 const GiB = 1024 ** 3;
 const MiB = 1024 ** 2;
-const OPTIONS: VolumeOptions = {
-  backing: 'relocatable', size: 1, ebstype: 'gp3', iops: 3000, throughput: 125, encrypted: true,
-  fs: 'ext4', mountopts: [], perfmode: 'generalpurpose', uid: 0, gid: 0, mode: '0755',
-};
+const OPTIONS = gp3Options(1);
 
 const run = promisify(execFile);
 

@@ -12,19 +12,16 @@ import { createLinuxHost } from '../../../host/linux-host.js';
 import { startLocalcloud, type Localcloud } from '../../../localcloud/index.js';
 import { PendingError } from '../../../core/errors.js';
 import { silentLogger } from '../../../core/log.js';
-import type { VolumeOptions } from '../../../core/volume-options.js';
 import type { MoveStep } from '../../../snapshot/zone-move.js';
 import { loopsUnder } from '../localcloud/helpers.js';
 
 // Loop devices, mkfs and mount need root; elsewhere these tests are skipped, not failed.
 import { asRoot } from '../../helpers/as-root.js';
+import { gp3Options } from '../../helpers/volume-options.js';
 
 const ZONES = ['us-east-1a', 'us-east-1b', 'us-east-1c'];
 const CLUSTER = 'xz';
-const OPTIONS: VolumeOptions = {
-  backing: 'relocatable', size: 1, ebstype: 'gp3', iops: 3000, throughput: 125, encrypted: true,
-  fs: 'ext4', mountopts: [], perfmode: 'generalpurpose', uid: 0, gid: 0, mode: '0755',
-};
+const OPTIONS = gp3Options(1);
 const STEPS: MoveStep[] = ['snapshot-started', 'snapshot-completed', 'copy-created', 'copy-available', 'source-retired'];
 
 interface Node {

@@ -11,17 +11,14 @@ import { createEbsDriver } from '../../../drivers/ebs/ebs-driver.js';
 import { createLinuxHost } from '../../../host/linux-host.js';
 import { startLocalcloud, type Localcloud } from '../../../localcloud/index.js';
 import { silentLogger } from '../../../core/log.js';
-import type { VolumeOptions } from '../../../core/volume-options.js';
 import { startPluginProcess, type PluginProcess } from '../../helpers/plugin-process.js';
 import { loopsUnder } from '../localcloud/helpers.js';
 
 import { asRoot } from '../../helpers/as-root.js';
+import { gp3Options } from '../../helpers/volume-options.js';
 
 const [A, B] = ['us-east-1a', 'us-east-1b'];
-const OPTIONS: VolumeOptions = {
-  backing: 'relocatable', size: 1, ebstype: 'gp3', iops: 3000, throughput: 125, encrypted: true,
-  fs: 'ext4', mountopts: [], perfmode: 'generalpurpose', uid: 0, gid: 0, mode: '0755',
-};
+const OPTIONS = gp3Options(1);
 
 function call(socket: string, method: string, body: object): Promise<{ Err?: string; Mountpoint?: string }> {
   return new Promise((resolve, reject) => {

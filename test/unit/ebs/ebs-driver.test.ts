@@ -3,18 +3,15 @@ import type { CallCounter } from '../../../aws/call-counter.js';
 import type { EbsDriver } from '../../../drivers/ebs/ebs-driver.js';
 import { CloudError, DataSafetyError, HostError, PendingError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../../../core/errors.js';
 import type { Logger } from '../../../core/log.js';
-import type { VolumeOptions } from '../../../core/volume-options.js';
 import { ec2Error } from '../aws/ec2-error.js';
 import { driverWorld, ME, OTHER, type DriverWorld } from './driver-world.js';
 import { FakeEc2 } from './fake-ec2.js';
 import type { FakeHost } from './fake-host.js';
+import { gp3Options } from '../../helpers/volume-options.js';
 
 const ZONE = 'us-east-1a';
 
-const GP3: VolumeOptions = {
-  backing: 'relocatable', size: 10, ebstype: 'gp3', iops: 3000, throughput: 125, encrypted: true,
-  fs: 'ext4', mountopts: [], perfmode: 'generalpurpose', uid: 0, gid: 0, mode: '0755',
-};
+const GP3 = gp3Options(10);
 
 let ec2: FakeEc2;
 let host: FakeHost;

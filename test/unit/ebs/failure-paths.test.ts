@@ -10,7 +10,6 @@ import { CallCounter } from '../../../aws/call-counter.js';
 import type { OperationContext } from '../../../core/context.js';
 import { CloudError, PendingError } from '../../../core/errors.js';
 import { createLogger, type Logger } from '../../../core/log.js';
-import type { VolumeOptions } from '../../../core/volume-options.js';
 import { BackgroundDetach } from '../../../drivers/ebs/background-detach.js';
 import { BACKGROUND_LIMIT_MS } from '../../../drivers/ebs/ebs-calls.js';
 import { LossWatch } from '../../../drivers/ebs/loss-watch.js';
@@ -18,6 +17,7 @@ import { VolumeCatalog } from '../../../drivers/ebs/volume-catalog.js';
 import { driverWorld, ME, OTHER } from './driver-world.js';
 import { FakeEc2 } from './fake-ec2.js';
 import { FakeHost } from './fake-host.js';
+import { gp3Options } from '../../helpers/volume-options.js';
 
 const ERROR = 50;
 const WARN = 40;
@@ -314,10 +314,7 @@ describe('LossWatch', () => {
 
 describe('VolumeCreator', () => {
   const ZONE = 'us-east-1a';
-  const OPTIONS: VolumeOptions = {
-    backing: 'relocatable', size: 10, ebstype: 'gp3', iops: 3000, throughput: 125, encrypted: true,
-    fs: 'ext4', mountopts: [], perfmode: 'generalpurpose', uid: 0, gid: 0, mode: '0755',
-  };
+  const OPTIONS = gp3Options(10);
 
   test('a Create that answered Pending while racing another node settles the race when it is asked again', async () => {
     const world = driverWorld(ZONE);

@@ -7,16 +7,13 @@
  */
 import { DescribeSnapshotsCommand, DescribeVolumesCommand, type DescribeVolumesCommandOutput, type EC2Client } from '@aws-sdk/client-ec2';
 import type { EbsDriver } from '../../../drivers/ebs/ebs-driver.js';
-import type { VolumeOptions } from '../../../core/volume-options.js';
 import { StowageError } from '../../../core/errors.js';
 import { ec2Error } from '../aws/ec2-error.js';
 import { driverWorld, ME, type DriverWorld } from './driver-world.js';
+import { gp3Options } from '../../helpers/volume-options.js';
 
 const ZONE = 'us-east-1a';
-const GP3: VolumeOptions = {
-  backing: 'relocatable', size: 10, ebstype: 'gp3', iops: 3000, throughput: 125, encrypted: true,
-  fs: 'ext4', mountopts: [], perfmode: 'generalpurpose', uid: 0, gid: 0, mode: '0755',
-};
+const GP3 = gp3Options(10);
 
 let world: DriverWorld;
 let driver: EbsDriver | undefined;

@@ -6,19 +6,16 @@
 import { CreateTagsCommand } from '@aws-sdk/client-ec2';
 import { delay } from '../../../core/delay.js';
 import type { Logger } from '../../../core/log.js';
-import type { VolumeOptions } from '../../../core/volume-options.js';
 import type { EbsDriver } from '../../../drivers/ebs/ebs-driver.js';
 import { driverWorld, OTHER } from './driver-world.js';
 import type { FakeEc2 } from './fake-ec2.js';
 import type { FakeHost } from './fake-host.js';
+import { gp3Options } from '../../helpers/volume-options.js';
 
 const HERE = 'us-east-1a';
 const THERE = 'us-east-1c';
 const GiB = 1024 ** 3;
-const OPTIONS: VolumeOptions = {
-  backing: 'relocatable', size: 10, ebstype: 'gp3', iops: 3000, throughput: 125, encrypted: true,
-  fs: 'ext4', mountopts: [], perfmode: 'generalpurpose', uid: 0, gid: 0, mode: '0755',
-};
+const OPTIONS = gp3Options(10);
 
 let ec2: FakeEc2;
 let host: FakeHost;
