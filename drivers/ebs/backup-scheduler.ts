@@ -8,6 +8,7 @@ import type { Host } from '../../host/host.js';
 import type { SnapshotStore } from '../../snapshot/snapshot-store.js';
 import type { VolumeReads } from '../../aws/volume-reads.js';
 import { BackupTaker, type BackupTakerDeps } from './backup-taker.js';
+import { mountedFromVolume } from './prepare-device.js';
 import type { VolumeCatalog } from './volume-catalog.js';
 
 /** One tick's AWS work gives up after this; the next tick starts over from tags. */
@@ -218,7 +219,6 @@ export class BackupScheduler {
 
   /** Mounted at its mountpoint from its own device: a freeze there reaches this volume and no other. */
   private async mountedHere(volume: EbsVolume, mountpoint: string): Promise<boolean> {
-    const mounted = await this.deps.host.mountAt(mountpoint);
-    return mounted !== undefined && mounted.source === (await this.deps.host.findDevice(volume.id, volume.attachment?.device));
+    return mountedFromVolume(this.deps.host, volume.id, mountpoint, volume.attachment?.device);
   }
 }

@@ -15,7 +15,7 @@ import { toMiB, type FilesystemGrowth } from './fs-growth.js';
 import type { HeadStart } from './head-start.js';
 import type { HolderWait } from './holder.js';
 import type { MountProgress } from './mount-flight.js';
-import { prepareAndMount, waitForDevice } from './prepare-device.js';
+import { mountedFromVolume, prepareAndMount, waitForDevice } from './prepare-device.js';
 import type { VolumeCatalog } from './volume-catalog.js';
 
 /** How long a device may take to show up on the node after EC2 says `attached`. */
@@ -59,7 +59,8 @@ export class Mounter {
       }
       // Mounted here already (the work of a Mount that answered Pending finished meanwhile): the
       // kernel says so, whatever a lagging Describe shows (EC2 is eventually consistent).
-      if (await this.mountedFromItsDevice(volume, mountpoint)) {
+      const shownHere = volume.attachment?.instanceId === me ? volume.attachment.device : undefined;
+      if (await mountedFromVolume(this.deps.host, volume.id, mountpoint, shownHere)) {
         log.info({ volumeId: volume.id, mountpoint }, 'volume already mounted here');
         return mountpoint;
       }
@@ -122,12 +123,6 @@ export class Mounter {
     } finally {
       catalog.invalidate();
     }
-  }
-
-  /** By the device found by the volume's id only: a requested device name may be another disk (Xen). */
-  private async mountedFromItsDevice(volume: EbsVolume, mountpoint: string): Promise<boolean> {
-    const mounted = await this.deps.host.mountAt(mountpoint);
-    return mounted !== undefined && mounted.source === (await this.deps.host.findDevice(volume.id, undefined));
   }
 
   /**

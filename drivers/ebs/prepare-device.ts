@@ -10,11 +10,19 @@ function isFilesystem(fstype: string | undefined): fstype is Filesystem {
   return (FILESYSTEMS as readonly string[]).includes(fstype ?? '');
 }
 
-/** The node's device for the volume: by volume id (Nitro), else the requested name (Xen). It may lag the attach. */
-/** Whether the volume's own device (found by volume id, never by a reusable name) shows up in time. */
 /** Looking for a device is a stat of one link: cheap enough to do often. */
 const DEVICE_POLL_MS = 100;
 
+/**
+ * The kernel shows `mountpoint` mounted from the volume's device (by volume id, else the requested
+ * name): the answer for a Mount, a held reference or a freeze, whatever a lagging Describe shows.
+ */
+export async function mountedFromVolume(host: Host, volumeId: string, mountpoint: string, requested: string | undefined): Promise<boolean> {
+  const mounted = await host.mountAt(mountpoint);
+  return mounted !== undefined && mounted.source === (await host.findDevice(volumeId, requested));
+}
+
+/** Whether the volume's own device (found by volume id, never by a reusable name) shows up in time. */
 export async function deviceAppears(host: Host, volumeId: string, giveUpAt: number, signal: AbortSignal): Promise<boolean> {
   while (!signal.aborted && Date.now() < giveUpAt) {
     if (await host.findDevice(volumeId)) return true;
@@ -23,6 +31,7 @@ export async function deviceAppears(host: Host, volumeId: string, giveUpAt: numb
   return false;
 }
 
+/** The node's device for the volume: by volume id (Nitro), else the requested name (Xen). It may lag the attach. */
 export async function waitForDevice(host: Host, volume: EbsVolume, requested: string, giveUpAt: number, pollMs: number): Promise<string> {
   for (let wait = Math.max(10, pollMs / 4); ; wait = Math.min(wait * 2, 2000)) {
     const device = await host.findDevice(volume.id, requested || undefined);

@@ -214,8 +214,7 @@ describe('mount', () => {
     host.mounted.push({ mountId: 1, target: '/mnt/stowage/data', source: `/dev/nvme-${id}`, fstype: 'ext4', root: '/', options: 'rw' });
     await driver.mount('data', ctx('data'));
     expect(ec2.sequence()).toEqual(['DescribeVolumes']);
-    // The kernel's mount from the device found by the volume's id answers it, whatever the Describe shows.
-    expect(host.calls).toEqual([`findDevice ${id}`]);
+    expect(host.calls).toEqual([`findDevice ${id} /dev/xvdbd`]);
   });
 
   test('attached here but not mounted (a restart): the filesystem is checked and mounted, never formatted', async () => {

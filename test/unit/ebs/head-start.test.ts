@@ -1,4 +1,6 @@
+import { CreateSnapshotCommand } from '@aws-sdk/client-ec2';
 import { SnapshotStore } from '../../../snapshot/snapshot-store.js';
+import { ec2Error } from '../aws/ec2-error.js';
 import { driverWorld, OTHER, type DriverWorld } from './driver-world.js';
 
 const HERE = 'us-east-1a';
@@ -78,6 +80,21 @@ describe('head-start snapshot while a holder in another zone keeps the volume', 
     expect(ec2.sequence().filter((op) => op === 'CreateSnapshot')).toHaveLength(1); // the move's own, after the force-detach
     expect(ec2.sequence().lastIndexOf('CreateSnapshot')).toBeGreaterThan(ec2.sequence().indexOf('DetachVolume'));
     expect(world.logLines.some((l) => /already gives the move its head start/.test(String(l.msg)))).toBe(true);
+    await driver.stop();
+  });
+
+  test('a head start EC2 refuses costs only the head start: the Mount goes on and the move snapshots by itself', async () => {
+    const { ec2, makeDriver, logLines } = world;
+    ec2.addInstance(OTHER, THERE, 'running', hung);
+    const source = ec2.addVolume('db1', THERE, {}, [{ Key: 'stowage:formatted', Value: 'true' }]);
+    ec2.attachNow(source, OTHER, '/dev/xvdba');
+    ec2.failNext(CreateSnapshotCommand, ec2Error('SnapshotCreationPerVolumeRateExceeded', 400, 'too many snapshots of this volume'));
+    const driver = makeDriver({ fenceAfterMs: 300 });
+    await expect(driver.mount('db1', ctx())).resolves.toBe('/mnt/stowage/db1');
+    const seq = ec2.sequence();
+    expect(seq.filter((op) => op === 'CreateSnapshot')).toHaveLength(2); // the refused head start, the move's own
+    expect(seq.lastIndexOf('CreateSnapshot')).toBeGreaterThan(seq.indexOf('DetachVolume'));
+    expect(logLines.some((l) => l.volume === 'db1' && l.level === 40 && /head-start snapshot not taken/.test(String(l.msg)))).toBe(true);
     await driver.stop();
   });
 });
