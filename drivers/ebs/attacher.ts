@@ -88,11 +88,11 @@ export class Attacher {
         names.settle(device);
         throw err;
       }
-      if (attempt >= MAX_ATTACH_ATTEMPTS) {
-        names.settle(device);
-        throw new WaitTimeoutError(`${volume.id} attached to ${me} (stuck in attaching on ${attempt} device names)`, undefined);
-      }
+      // Undone before giving up too: a stuck attachment left behind would hold the volume here.
       await this.undoStuck(volume, device, deadline, log, progress);
+      if (attempt >= MAX_ATTACH_ATTEMPTS) {
+        throw new WaitTimeoutError(`${volume.id} attached to ${me}: stuck in attaching on ${attempt} device names, each undone; if EC2 keeps it stuck, stop the instance (AWS's remedy) and the volume moves on`, undefined);
+      }
     }
   }
 

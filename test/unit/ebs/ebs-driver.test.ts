@@ -1,7 +1,7 @@
 import { AttachVolumeCommand, CreateVolumeCommand, DescribeVolumesCommand } from '@aws-sdk/client-ec2';
 import type { CallCounter } from '../../../aws/call-counter.js';
 import type { EbsDriver } from '../../../drivers/ebs/ebs-driver.js';
-import { CloudError, DataSafetyError, HostError, PendingError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError } from '../../../core/errors.js';
+import { CloudError, DataSafetyError, HostError, PendingError, VolumeBusyError, VolumeConflictError, VolumeNotFoundError, StowageError } from '../../../core/errors.js';
 import type { Logger } from '../../../core/log.js';
 import { ec2Error } from '../aws/ec2-error.js';
 import { driverWorld, ME, OTHER, type DriverWorld } from './driver-world.js';
@@ -256,6 +256,17 @@ describe('mount', () => {
     expect(ec2.input('DetachVolume')).toEqual({ VolumeId: id, InstanceId: ME, Device: '/dev/xvdba', Force: true });
     expect(ec2.input('AttachVolume', 1).Device).toBe('/dev/xvdbb');
     expect(logLines.some((l) => l.level === 40 && l.volume === 'data' && /stuck/.test(String(l.msg)))).toBe(true);
+  });
+
+  test('stuck on every device name it tries: a retryable error that says each was undone and what to do, and no attachment left', async () => {
+    const id = ec2.addVolume('data', ZONE);
+    for (const a of 'bc') for (const b of 'abcdefghijklmnopqrstuvwxyz') ec2.stuckDevices.add(`/dev/xvd${a}${b}`);
+    const err = (await driver.mount('data', ctx('data', 8000)).catch((e: unknown) => e)) as StowageError;
+    expect(err).toBeInstanceOf(StowageError);
+    expect(err.retryable).toBe(true);
+    expect(err.message).toMatch(/stuck in attaching on 3 device names, each undone; .*stop the instance/);
+    expect(ec2.sequence().filter((op) => op === 'AttachVolume')).toHaveLength(3);
+    expect(ec2.volumes.get(id)!.Attachments ?? []).toEqual([]);
   });
 
   test('past the deadline: a retryable PendingError naming what is pending; the next Mount joins the same work', async () => {
