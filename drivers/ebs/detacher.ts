@@ -121,7 +121,7 @@ export class Detacher {
         this.track(volume.name, recorded.then((taken) => taken && this.pruneAfterUnmount(volume, taken, log)));
         // A Mount elsewhere that starts once this Unmount answered finds the record and restores
         // from it rather than taking a snapshot of its own; a slow record goes on in the background.
-        await Promise.race([recorded, delay(RECORD_WAIT_MS, ctx.cancel)]);
+        await Promise.race([recorded, delay(Math.min(RECORD_WAIT_MS, ctx.deadline - Date.now()), ctx.cancel)]);
       }
     } finally {
       catalog.invalidate();
