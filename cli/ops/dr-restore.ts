@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CreateVolumeCommand, DescribeAvailabilityZonesCommand, DescribeVolumesCommand, type VolumeType } from '@aws-sdk/client-ec2';
+import { CreateVolumeCommand, DescribeVolumesCommand, type VolumeType } from '@aws-sdk/client-ec2';
 import { CloudError, DataSafetyError, VolumeConflictError, VolumeNotFoundError } from '../../core/errors.js';
 import { volumeTags, volumeTagSpecification } from '../../core/schema/ebs-volume.js';
 import { Tags } from '../../core/schema/tags.js';
@@ -7,6 +7,7 @@ import { drCopiesOf } from '../../snapshot/dr-copy.js';
 import type { OpsContext, RegionTarget } from './context.js';
 import { ExitCode } from './exit-codes.js';
 import { UsageError } from './exit-codes.js';
+import { firstZone } from './inventory.js';
 import { printJson } from './output.js';
 import { pause, progressLine } from './progress.js';
 
@@ -117,15 +118,6 @@ async function refuseLiveVolumes(ctx: OpsContext, target: RegionTarget, name: st
       volume: name,
       region: target.region,
     });
-}
-
-export async function firstZone(ctx: OpsContext, target: RegionTarget): Promise<string> {
-  const out = await ctx.aws('DescribeAvailabilityZones', () =>
-    target.ec2.send(new DescribeAvailabilityZonesCommand({ Filters: [{ Name: 'state', Values: ['available'] }] })),
-  );
-  const zone = out.AvailabilityZones?.map((z) => z.ZoneName ?? '').filter(Boolean).sort()[0];
-  if (!zone) throw new CloudError(`${target.region} shows no available zone; pass --zone`, 'NoZone', { region: target.region });
-  return zone;
 }
 
 async function waitAvailable(ctx: OpsContext, target: RegionTarget, volumeId: string): Promise<void> {

@@ -1,4 +1,5 @@
-import { DescribeSnapshotsCommand, DescribeVolumesCommand, type Snapshot, type Tag } from '@aws-sdk/client-ec2';
+import { DescribeAvailabilityZonesCommand, DescribeSnapshotsCommand, DescribeVolumesCommand, type Snapshot, type Tag } from '@aws-sdk/client-ec2';
+import { CloudError } from '../../core/errors.js';
 import { DescribeAccessPointsCommand } from '@aws-sdk/client-efs';
 import { Tags } from '../../core/schema/tags.js';
 import { pickCurrent, toEbsVolume, type EbsVolume } from '../../core/schema/ebs-volume.js';
@@ -154,4 +155,14 @@ export function groupVolumes(volumes: VolumeRecord[]): VolumeGroup[] {
     const current = pickCurrent(group) as VolumeRecord;
     return { name: current.name, region: current.region, current, others: group.filter((v) => v !== current) };
   });
+}
+
+/** The region's first available zone (by name): where a volume with no zone of its own is made unless --zone says. */
+export async function firstZone(ctx: OpsContext, target: RegionTarget): Promise<string> {
+  const out = await ctx.aws('DescribeAvailabilityZones', () =>
+    target.ec2.send(new DescribeAvailabilityZonesCommand({ Filters: [{ Name: 'state', Values: ['available'] }] })),
+  );
+  const zone = out.AvailabilityZones?.map((z) => z.ZoneName ?? '').filter(Boolean).sort()[0];
+  if (!zone) throw new CloudError(`${target.region} shows no available zone; pass --zone`, 'NoZone', { region: target.region });
+  return zone;
 }

@@ -10,9 +10,9 @@ import type { ParsedArgs } from './args.js';
 import type { OpsCommand } from './command.js';
 import type { OpsContext, RegionTarget } from './context.js';
 import { ExitCode, UsageError } from './exit-codes.js';
-import { groupVolumes, readRegion, type SnapshotRecord, type VolumeGroup } from './inventory.js';
+import { firstZone, groupVolumes, readRegion, type SnapshotRecord, type VolumeGroup } from './inventory.js';
 import { locateVolume } from './locate.js';
-import { firstZone, restoreInDrRegion } from './dr-restore.js';
+import { restoreInDrRegion } from './dr-restore.js';
 import { printJson } from './output.js';
 import { progressLine } from './progress.js';
 
